@@ -1,0 +1,82 @@
+"""Who is calling: the user, their roles and their tenant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+AGENT_ROLES = frozenset({"commercial", "agent", "admin", "experto", "moderador"})
+ADMIN_ROLES = frozenset({"admin"})
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    tenant: str = DEFAULT_TENANT
+    roles: frozenset[str] = field(default_factory=frozenset)  # lower-cased
+    username: str | None = None
+    email: str | None = None
+    avatar: str | None = None
+    expires_at: float | None = None
+    has_tenant_claim: bool = False
+
+    @property
+    def is_agent(self) -> bool:
+        return bool(self.roles & AGENT_ROLES)
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.roles & ADMIN_ROLES)
+
+    def has_role(self, role: str) -> bool:
+        return role.lower() in self.roles
+
+    @property
+    def primary_role(self) -> str | None:
+        return sorted(self.roles)[0] if self.roles else None
+
+    def public(self) -> dict[str, Any]:
+        """The user as seeds show it to other clients (seed-002 `user`)."""
+        return {
+            "userId": self.user_id,
+            "username": self.username,
+            "email": self.email,
+            "avatar": self.avatar,
+            "roles": sorted(self.roles),
+            "role": self.primary_role,
+            "tenantId": self.tenant,
+        }
+
+    def actor(self) -> dict[str, Any]:
+        return {"userId": self.user_id, "roles": sorted(self.roles), "username": self.username}
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any]) -> Principal:
+        user_id = claims.get("sub") or claims.get("userId")
+        if not isinstance(user_id, str) or not user_id:
+            raise ValueError("token has no subject (sub or userId)")
+        raw_roles = claims.get("roles")
+        roles: list[str] = []
+        if isinstance(raw_roles, list):
+            roles = [r for r in raw_roles if isinstance(r, str)]
+        if isinstance(claims.get("role"), str):
+            roles.append(claims["role"])
+        tenant = claims.get("tenantId") or claims.get("restaurantId")
+        if tenant is not None and (not isinstance(tenant, str) or not tenant):
+            raise ValueError("tenant claim must be a non-empty string")
+        exp = claims.get("exp")
+        return cls(
+            user_id=user_id,
+            tenant=tenant or DEFAULT_TENANT,
+            roles=frozenset(r.lower() for r in roles),
+            username=_str_or_none(claims.get("username")),
+            email=_str_or_none(claims.get("email")),
+            avatar=_str_or_none(claims.get("avatar")),
+            expires_at=float(exp) if isinstance(exp, int | float) else None,
+            has_tenant_claim=tenant is not None,
+        )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None

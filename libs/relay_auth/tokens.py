@@ -1,0 +1,98 @@
+"""JWT verification with pinned algorithms, and dev token minting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+
+from relay_auth.principal import Principal
+
+
+class AuthError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class TokenVerifier:
+    """Verifies tokens against the configured algorithms only (no `alg: none`, no confusion)."""
+
+    def __init__(
+        self,
+        *,
+        secret: str,
+        algorithms: tuple[str, ...] = ("HS256",),
+        public_key: str = "",
+        issuer: str = "",
+        audience: str = "",
+        require_tenant: bool = False,
+    ) -> None:
+        self._algorithms = list(algorithms)
+        self._key = public_key if algorithms[0][:2] in ("RS", "ES") else secret
+        if not self._key:
+            raise ValueError("no verification key configured for JWT")
+        self._issuer = issuer or None
+        self._audience = audience or None
+        self._require_tenant = require_tenant
+
+    def verify(self, token: str) -> Principal:
+        if not token or not isinstance(token, str):
+            raise AuthError("AUTH_REQUIRED", "missing token")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": ["exp"], "verify_aud": self._audience is not None},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise AuthError("TOKEN_EXPIRED", "token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise AuthError("AUTH_REQUIRED", f"invalid token: {exc}") from exc
+        try:
+            principal = Principal.from_claims(claims)
+        except ValueError as exc:
+            raise AuthError("AUTH_REQUIRED", f"invalid token: {exc}") from exc
+        if self._require_tenant and not principal.has_tenant_claim:
+            raise AuthError("AUTH_REQUIRED", "token has no tenant claim (tenantId or restaurantId)")
+        return principal
+
+
+def extract_token(auth: Mapping[str, Any] | None, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The handshake token, looked for in SPEC order: auth.token, Authorization: Bearer, ?token=."""
+    if auth and isinstance(auth.get("token"), str) and auth["token"]:
+        return str(auth["token"])
+    header = headers.get("authorization") or headers.get("Authorization") or ""
+    if header[:7].lower() == "bearer " and header[7:].strip():
+        return header[7:].strip()
+    token = query.get("token")
+    return token or None
+
+
+def mint_token(
+    secret: str,
+    *,
+    user_id: str,
+    roles: list[str] | None = None,
+    tenant: str | None = None,
+    tenant_claim: str = "tenantId",
+    ttl_seconds: int = 3600,
+    algorithm: str = "HS256",
+    extra: dict[str, Any] | None = None,
+) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user_id, "userId": user_id, "iat": now, "exp": now + ttl_seconds}
+    if roles:
+        claims["roles"] = roles
+        claims["role"] = roles[0]
+    if tenant:
+        claims[tenant_claim] = tenant
+    claims.update(extra or {})
+    return jwt.encode(claims, secret, algorithm=algorithm)

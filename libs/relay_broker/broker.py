@@ -1,0 +1,146 @@
+"""Connection, topology and confirmed publishing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from relay_contracts import Envelope
+from relay_log import get_logger
+
+log = get_logger(__name__)
+
+COMMAND_DELIVERY_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Exchange and queue names of one Relay instance (`RELAY_INSTANCE` prefixes them all)."""
+
+    prefix: str = "relay"
+
+    @property
+    def commands(self) -> str:
+        return f"{self.prefix}.commands"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def emit(self) -> str:
+        return f"{self.prefix}.emit"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.dlx"
+
+    def service_queue(self, service: str) -> str:
+        return f"{self.prefix}.{service}"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.prefix}.dead-letters"
+
+
+class Broker:
+    """One robust connection, one confirming channel, the declared exchanges."""
+
+    def __init__(self, url: str, topology: Topology, *, prefetch: int = 64) -> None:
+        self.url = url
+        self.topology = topology
+        self._prefetch = prefetch
+        self.connection: AbstractRobustConnection | None = None
+        self.channel: AbstractChannel | None = None
+        self.exchanges: dict[str, AbstractExchange] = {}
+
+    async def connect(self) -> None:
+        self.connection = await aio_pika.connect_robust(
+            self.url, client_properties={"connection_name": self.topology.prefix}
+        )
+        self.channel = await self.connection.channel(publisher_confirms=True)
+        await self.channel.set_qos(prefetch_count=self._prefetch)
+        await self._declare()
+
+    async def _declare(self) -> None:
+        channel = self._channel()
+        t = self.topology
+        dlx = await channel.declare_exchange(t.dead_letters, aio_pika.ExchangeType.FANOUT, durable=True)
+        dead = await channel.declare_queue(t.dead_letter_queue, durable=True)
+        await dead.bind(dlx)
+        for name in (t.commands, t.events, t.emit):
+            self.exchanges[name] = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+        self.exchanges[t.dead_letters] = dlx
+
+    def _channel(self) -> AbstractChannel:
+        if self.channel is None:
+            raise RuntimeError("broker not connected")
+        return self.channel
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self.connection and not self.connection.is_closed and self.channel and not self.channel.is_closed)
+
+    async def declare_service_queue(self, service: str, routing_keys: list[str]) -> AbstractQueue:
+        """A durable quorum queue for a service's commands; poison messages go to the DLX."""
+        queue = await self._channel().declare_queue(
+            self.topology.service_queue(service),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": COMMAND_DELIVERY_LIMIT,
+                "x-dead-letter-exchange": self.topology.dead_letters,
+            },
+        )
+        for key in routing_keys:
+            await queue.bind(self.exchanges[self.topology.commands], key)
+        return queue
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        envelope: Envelope,
+        *,
+        reply_to: str | None = None,
+        persistent: bool = True,
+    ) -> None:
+        """Publish and wait for the broker's confirm; raises if the broker nacks or is away."""
+        message = aio_pika.Message(
+            envelope.to_bytes(),
+            content_type="application/json",
+            message_id=envelope.id,
+            correlation_id=envelope.id if reply_to else envelope.correlationId,
+            reply_to=reply_to,
+            type=envelope.type,
+            headers={"x-correlation-id": envelope.correlationId, "x-tenant": envelope.tenant},
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
+        )
+        await self.exchanges[exchange].publish(message, routing_key=routing_key)
+
+    async def publish_command(self, envelope: Envelope, *, reply_to: str | None = None) -> None:
+        await self.publish(self.topology.commands, envelope.type, envelope, reply_to=reply_to)
+
+    async def publish_event(self, routing_key: str, envelope: Envelope) -> None:
+        await self.publish(self.topology.events, routing_key, envelope, persistent=False)
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+        self.connection = None
+        self.channel = None
+
+    async def delete_topology(self) -> None:
+        """Remove this instance's exchanges and queues (tests use a throwaway prefix)."""
+        channel = self._channel()
+        t = self.topology
+        for q in (t.dead_letter_queue, *(t.service_queue(s) for s in ("message", "presence", "order"))):
+            await channel.queue_delete(q)
+        for name in (t.commands, t.events, t.emit, t.dead_letters):
+            await channel.exchange_delete(name)

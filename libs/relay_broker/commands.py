@@ -1,0 +1,82 @@
+"""Serving commands: decode, bind log context, run the handler, reply, ack after the effect."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from pydantic import ValidationError
+from relay_contracts import Envelope, ErrorCode, RelayError
+from relay_log import bound_contextvars, get_logger
+
+from relay_broker.broker import Broker
+
+log = get_logger(__name__)
+
+CommandHandler = Callable[[Envelope], Awaitable[Any]]
+Observer = Callable[[str, float, str], None]  # (command type, seconds, outcome)
+
+
+def _validation_error(exc: ValidationError) -> RelayError:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ()))
+    return RelayError(ErrorCode.VALIDATION_ERROR, f"{field or 'body'}: {first.get('msg')}", field=field or None)
+
+
+async def serve_commands(
+    broker: Broker,
+    queue: AbstractQueue,
+    handlers: dict[str, CommandHandler],
+    *,
+    observe: Observer | None = None,
+) -> str:
+    """Consume `queue`; each message's type picks its handler. Returns the consumer tag."""
+
+    async def reply(message: AbstractIncomingMessage, body: dict[str, Any]) -> None:
+        if message.reply_to and broker.channel is not None:
+            await broker.channel.default_exchange.publish(
+                aio_pika.Message(json.dumps(body, default=str).encode(), correlation_id=message.correlation_id),
+                routing_key=message.reply_to,
+            )
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
+        try:
+            envelope = Envelope.from_bytes(message.body)
+        except ValidationError:
+            log.error("command.undecodable", message_id=message.message_id)
+            await message.reject(requeue=False)  # to the dead-letter exchange, with its reason
+            return
+        handler = handlers.get(envelope.type)
+        with bound_contextvars(
+            correlation_id=envelope.correlationId, tenant=envelope.tenant, command=envelope.type, command_id=envelope.id
+        ):
+            if handler is None:
+                log.error("command.unknown_type")
+                await message.reject(requeue=False)
+                return
+            outcome = "ok"
+            try:
+                result = await handler(envelope)
+                await reply(message, {"ok": True, "data": result})
+                await message.ack()
+            except (RelayError, ValidationError) as exc:
+                error = _validation_error(exc) if isinstance(exc, ValidationError) else exc
+                outcome = error.code.value
+                log.info("command.refused", code=error.code.value, reason=error.message)
+                await reply(message, {"ok": False, "error": error.to_dict()})
+                await message.ack()
+            except Exception:
+                # transient or a bug: requeue; the quorum queue's delivery limit dead-letters it
+                outcome = "error"
+                log.exception("command.failed", redelivered=message.redelivered)
+                await message.nack(requeue=True)
+            finally:
+                if observe is not None:
+                    observe(envelope.type, time.perf_counter() - started, outcome)
+
+    return await queue.consume(on_message)

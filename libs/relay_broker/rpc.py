@@ -1,0 +1,55 @@
+"""Request/reply over the commands exchange: `reply_to` + `correlation_id`, with a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from relay_contracts import Envelope, ErrorCode, RelayError
+
+from relay_broker.broker import Broker
+
+
+class RpcClient:
+    def __init__(self, broker: Broker, *, timeout: float = 5.0) -> None:
+        self._broker = broker
+        self._timeout = timeout
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._queue: AbstractQueue | None = None
+
+    async def start(self) -> None:
+        assert self._broker.channel is not None
+        self._queue = await self._broker.channel.declare_queue(exclusive=True, auto_delete=True)
+        await self._queue.consume(self._on_reply, no_ack=True)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._pending.pop(message.correlation_id or "", None)
+        if future is not None and not future.done():
+            try:
+                future.set_result(json.loads(message.body))
+            except ValueError:
+                future.set_result({"ok": False, "error": {"code": "INTERNAL", "message": "bad reply"}})
+
+    async def call(self, envelope: Envelope, *, timeout: float | None = None) -> Any:
+        """Send a command and return its reply's `data`, or raise the RelayError it answered."""
+        if self._queue is None:
+            raise RuntimeError("rpc client not started")
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[envelope.id] = future
+        try:
+            try:
+                await self._broker.publish_command(envelope, reply_to=self._queue.name)
+            except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                raise RelayError(ErrorCode.UNAVAILABLE, "message broker unavailable") from exc
+            try:
+                reply = await asyncio.wait_for(future, timeout or self._timeout)
+            except TimeoutError as exc:
+                raise RelayError(ErrorCode.UNAVAILABLE, f"{envelope.type} timed out") from exc
+        finally:
+            self._pending.pop(envelope.id, None)
+        if reply.get("ok"):
+            return reply.get("data")
+        raise RelayError.from_dict(reply.get("error") or {})

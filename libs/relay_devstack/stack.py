@@ -1,0 +1,206 @@
+"""Start and stop Relay's processes: embedded MongoDB-wire server, services, gateway replicas."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+def available_services() -> tuple[str, ...]:
+    """The services installed in this checkout (each is `relay_<name>` with a `__main__`)."""
+    import importlib.util
+
+    def installed(name: str) -> bool:
+        return importlib.util.find_spec(name) is not None and importlib.util.find_spec(f"{name}.__main__") is not None
+
+    return tuple(s for s in ("message", "presence", "order") if installed(f"relay_{s}"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class StackConfig:
+    instance: str = "relay"
+    gateway_ports: list[int] = field(default_factory=lambda: [3000, 3001])
+    services: tuple[str, ...] = field(default_factory=available_services)
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    mongo_url: str | None = None  # None: start the embedded MongoDB-wire server
+    mongo_data_dir: str | None = None  # None: a temporary directory removed at stop
+    log_dir: str | None = None  # None: children log to this process's stdout
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    ready_url: str | None
+    log: IO[bytes] | None = None
+
+
+class Stack:
+    """A running Relay. `with Stack(cfg) as s:` or `start()` / `stop()`."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.procs: dict[str, Proc] = {}
+        self.mongo_url = config.mongo_url or ""
+        self.ops_ports: dict[str, int] = {}
+        self._tmp: str | None = None
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p}" for p in self.config.gateway_ports]
+
+    def base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            RELAY_INSTANCE=self.config.instance,
+            AMQP_URL=self.config.amqp_url,
+            REDIS_URL=self.config.redis_url,
+            MONGO_URL=self.mongo_url,
+            LOG_FORMAT=env.get("LOG_FORMAT", "json"),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.config.env)
+        return env
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str], ready_url: str | None) -> Proc:
+        log: IO[bytes] | None = None
+        stdout: int | IO[bytes] | None = None
+        if self.config.log_dir:
+            Path(self.config.log_dir).mkdir(parents=True, exist_ok=True)
+            log = open(Path(self.config.log_dir) / f"{name}.log", "ab")
+            stdout = log
+        popen = subprocess.Popen(args, env=env, stdout=stdout, stderr=subprocess.STDOUT if log else None)
+        proc = Proc(name, popen, ready_url, log)
+        self.procs[name] = proc
+        return proc
+
+    def start(self, timeout: float = 60.0) -> Stack:
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, timeout: float) -> None:
+        if not self.mongo_url:
+            self.start_mongo()
+        env = self.base_env()
+        for service in self.config.services:
+            port = free_port()
+            self.ops_ports[service] = port
+            self._spawn(
+                service,
+                [sys.executable, "-m", f"relay_{service}"],
+                {**env, f"{service.upper()}_OPS_PORT": str(port)},
+                f"http://127.0.0.1:{port}/readyz",
+            )
+        self.wait_ready(list(self.config.services), timeout)
+        names = []
+        for index, port in enumerate(self.config.gateway_ports):
+            name = f"gateway-{index}"
+            names.append(name)
+            self.start_gateway(index, port, wait=False)
+        self.wait_ready(names, timeout)
+
+    def start_gateway(self, index: int, port: int, *, wait: bool = True, timeout: float = 30.0) -> Proc:
+        name = f"gateway-{index}"
+        env = {**self.base_env(), "GATEWAY_PORT": str(port), "REPLICA_ID": f"{self.config.instance}-gw{index}-{port}"}
+        proc = self._spawn(name, [sys.executable, "-m", "relay_gateway"], env, f"http://127.0.0.1:{port}/readyz")
+        if wait:
+            self.wait_ready([name], timeout)
+        return proc
+
+    def start_mongo(self) -> None:
+        port = free_port()
+        data_dir = self.config.mongo_data_dir
+        if data_dir is None:
+            self._tmp = tempfile.mkdtemp(prefix="relay-mongo-")
+            data_dir = self._tmp
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        server = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
+        self._spawn(
+            "mongo",
+            [server, "--host", "127.0.0.1", "--port", str(port), "--storage-path", data_dir, "--log-level", "WARNING"],
+            dict(os.environ),
+            None,
+        )
+        self.mongo_url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.procs["mongo"].popen.poll() is not None:
+                raise RuntimeError("embedded MongoDB-wire server (secantusd-py) exited at start")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("embedded MongoDB-wire server did not open its port in 30 s")
+
+    def wait_ready(self, names: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while pending:
+            for name in list(pending):
+                proc = self.procs[name]
+                if proc.popen.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.popen.returncode} during start")
+                try:
+                    assert proc.ready_url is not None
+                    with urllib.request.urlopen(proc.ready_url, timeout=1) as resp:
+                        if resp.status == 200:
+                            pending.remove(name)
+                except Exception:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout}s: {pending}")
+            if pending:
+                time.sleep(0.2)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[name]
+        proc.popen.send_signal(sig)
+        proc.popen.wait(10)
+
+    def stop(self) -> None:
+        # gateways first, the database last
+        order = sorted(self.procs.values(), key=lambda p: (p.name == "mongo", not p.name.startswith("gateway")))
+        for proc in order:
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
+        for proc in order:
+            try:
+                proc.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait(5)
+            if proc.log:
+                proc.log.close()
+        self.procs.clear()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

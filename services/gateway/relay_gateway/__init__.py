@@ -1,0 +1,1 @@
+"""The gateway: sockets, handshake auth, dialect rendering, REST edge."""

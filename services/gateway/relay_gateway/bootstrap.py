@@ -1,0 +1,153 @@
+"""Builds the gateway: Socket.IO server with the Redis manager, broker, REST app. Nothing else constructs adapters."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import socketio
+from redis.asyncio import Redis
+from relay_auth import AuthError, TokenVerifier
+from relay_broker import Broker, RpcClient, Topology
+from relay_contracts import RelayError
+from relay_log import get_logger
+from relay_ops import ops_routes
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from relay_gateway import dialects
+from relay_gateway.commands import CommandBus
+from relay_gateway.context import Gateway
+from relay_gateway.delivery import EventDelivery
+from relay_gateway.dialects import support as support_dialect
+from relay_gateway.identity import Authenticator
+from relay_gateway.rest import support as support_rest
+from relay_gateway.rest.edge import (
+    CorrelationMiddleware,
+    auth_error_handler,
+    relay_error_handler,
+    unexpected_error_handler,
+)
+from relay_gateway.settings import GatewaySettings
+from relay_gateway.sockets import lifecycle, support
+from relay_gateway.sockets.router import SocketRouter
+
+log = get_logger(__name__)
+
+DIALECTS = dialects.merge(support_dialect.TABLE)
+LISTENER_CHECK_SECONDS = 2.0
+
+
+@dataclass
+class GatewayApp:
+    gw: Gateway
+    broker: Broker
+    manager: socketio.AsyncRedisManager
+    rpc: RpcClient
+    asgi: socketio.ASGIApp
+    _watchdog: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        await self.rpc.start()
+        await self.gw.delivery.start()
+        # start the Redis listener now, not at the first connection, so readiness means it is subscribed
+        self.gw.sio.manager_initialized = True
+        self.manager.initialize()
+        self._watchdog = asyncio.create_task(self._watch_listener(), name="relay-redis-listener-watchdog")
+        log.info("gateway.started", replica=self.gw.settings.replica_id, port=self.gw.settings.gateway_port)
+
+    def listener_alive(self) -> bool:
+        thread = getattr(self.manager, "thread", None)
+        return thread is not None and not thread.done()
+
+    async def _watch_listener(self) -> None:
+        # python-socketio's pub/sub listener can die silently; restart it rather than go deaf
+        while True:
+            await asyncio.sleep(LISTENER_CHECK_SECONDS)
+            if getattr(self.manager, "thread", None) is not None and not self.listener_alive():
+                log.error("gateway.redis_listener_died_restarting")
+                self.manager.thread = self.gw.sio.start_background_task(self.manager._thread)
+
+    async def ready(self) -> dict[str, bool]:
+        try:
+            redis_ok = bool(await self.gw.redis.ping())
+        except Exception:
+            redis_ok = False
+        return {
+            "broker": self.broker.is_connected,
+            "redis": redis_ok,
+            "redis_listener": self.listener_alive(),
+            "event_consumer": self.gw.delivery.alive,
+        }
+
+    async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        await self.gw.delivery.close()
+        await self.broker.close()
+        await self.gw.redis.aclose()
+
+
+def build(settings: GatewaySettings) -> GatewayApp:
+    manager = socketio.AsyncRedisManager(settings.redis_url, channel=f"{settings.relay_instance}-socketio")
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        client_manager=manager,
+        cors_allowed_origins=list(settings.cors_origins) if settings.cors_origins != ("*",) else "*",
+        cors_credentials=True,
+        max_http_buffer_size=settings.max_packet_bytes,
+        ping_interval=settings.ping_interval_seconds,
+        ping_timeout=settings.ping_timeout_seconds,
+        http_compression=False,
+        logger=False,
+        engineio_logger=False,
+    )
+    broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
+    rpc = RpcClient(broker, timeout=settings.rpc_timeout_seconds)
+    verifier = TokenVerifier(
+        secret=settings.jwt_secret,
+        algorithms=settings.jwt_algorithms,
+        public_key=settings.jwt_public_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        require_tenant=settings.require_tenant_claim,
+    )
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    gw = Gateway(
+        settings=settings,
+        sio=sio,
+        redis=redis,
+        auth=Authenticator(verifier),
+        bus=CommandBus(rpc),
+        delivery=EventDelivery(sio, broker, settings.replica_id, DIALECTS),
+    )
+    router = SocketRouter(gw)
+    lifecycle.register(router)
+    support.register(router)
+
+    app_holder: dict[str, GatewayApp] = {}
+
+    def check(name: str):  # type: ignore[no-untyped-def]
+        async def run() -> bool:
+            return (await app_holder["app"].ready())[name]
+
+        return run
+
+    checks = {name: check(name) for name in ("broker", "redis", "redis_listener", "event_consumer")}
+    routes: list[Route] = [*support_rest.ROUTES, *ops_routes(checks)]
+    rest = Starlette(
+        routes=routes,
+        middleware=[Middleware(CorrelationMiddleware, service="gateway")],
+        exception_handlers={
+            RelayError: relay_error_handler,
+            AuthError: auth_error_handler,
+            Exception: unexpected_error_handler,
+        },
+    )
+    rest.state.gateway = gw
+    asgi = socketio.ASGIApp(sio, other_asgi_app=rest, socketio_path="socket.io")
+    app = GatewayApp(gw=gw, broker=broker, manager=manager, rpc=rpc, asgi=asgi)
+    app_holder["app"] = app
+    return app

@@ -1,0 +1,30 @@
+"""The gateway's way to the services: commands over the broker, answered by request/reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relay_auth import Principal
+from relay_broker import RpcClient
+from relay_contracts import Envelope
+from relay_contracts.envelope import Actor
+from relay_log import current_correlation_id, new_correlation_id
+
+
+def envelope_for(principal: Principal, command_type: str, data: dict[str, Any]) -> Envelope:
+    return Envelope(
+        type=command_type,
+        tenant=principal.tenant,
+        correlationId=current_correlation_id() or new_correlation_id(),
+        actor=Actor(userId=principal.user_id, roles=tuple(sorted(principal.roles)), username=principal.username),
+        data=data,
+    )
+
+
+class CommandBus:
+    def __init__(self, rpc: RpcClient) -> None:
+        self._rpc = rpc
+
+    async def call(self, principal: Principal, command_type: str, data: dict[str, Any]) -> Any:
+        """Run a command as `principal`; returns the service's answer or raises its RelayError."""
+        return await self._rpc.call(envelope_for(principal, command_type, data))

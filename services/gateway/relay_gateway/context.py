@@ -1,0 +1,38 @@
+"""What socket and REST handlers of the gateway share: one object, built by bootstrap."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import socketio
+from redis.asyncio import Redis
+from relay_auth import Principal
+
+from relay_gateway.commands import CommandBus
+from relay_gateway.delivery import EventDelivery
+from relay_gateway.identity import Authenticator
+from relay_gateway.settings import GatewaySettings
+
+
+@dataclass
+class Connection:
+    sid: str
+    namespace: str
+    principal: Principal | None
+    connected_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Gateway:
+    settings: GatewaySettings
+    sio: socketio.AsyncServer
+    redis: Redis
+    auth: Authenticator
+    bus: CommandBus
+    delivery: EventDelivery
+    connections: dict[str, Connection] = field(default_factory=dict)
+
+    def principal(self, sid: str) -> Principal | None:
+        conn = self.connections.get(sid)
+        return conn.principal if conn else None

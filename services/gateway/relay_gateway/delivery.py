@@ -1,0 +1,110 @@
+"""The replica's event consumer: its own exclusive queue on relay.events, emitted to local sockets only."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from datetime import datetime
+
+import socketio
+from aio_pika.abc import AbstractQueue
+from pydantic import ValidationError
+from relay_broker import Broker
+from relay_contracts import Envelope
+from relay_log import bound_contextvars, get_logger
+
+from relay_gateway import metrics
+from relay_gateway.dialects import Table, render
+from relay_gateway.interest import Interest
+from relay_gateway.rooms import scoped
+
+log = get_logger(__name__)
+
+
+class RecentIds:
+    """Remembers the last `size` event ids so a redelivered event is emitted once."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def seen(self, event_id: str) -> bool:
+        if event_id in self._ids:
+            self._ids.move_to_end(event_id)
+            return True
+        self._ids[event_id] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return False
+
+
+class EventDelivery:
+    def __init__(self, sio: socketio.AsyncServer, broker: Broker, replica_id: str, table: Table) -> None:
+        self._sio = sio
+        self._broker = broker
+        self._replica_id = replica_id
+        self._table = table
+        self._recent = RecentIds()
+        self._queue: AbstractQueue | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.interest = Interest(self._bind, self._unbind)
+
+    async def start(self) -> None:
+        assert self._broker.channel is not None
+        self._queue = await self._broker.channel.declare_queue(
+            f"{self._broker.topology.prefix}.gateway.{self._replica_id}", exclusive=True, auto_delete=True
+        )
+        self._task = asyncio.create_task(self._consume(), name="relay-event-delivery")
+
+    async def _bind(self, pattern: str) -> None:
+        assert self._queue is not None
+        await self._queue.bind(self._broker.exchanges[self._broker.topology.events], pattern)
+        metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()) + 1)
+
+    async def _unbind(self, pattern: str) -> None:
+        assert self._queue is not None
+        await self._queue.unbind(self._broker.exchanges[self._broker.topology.events], pattern)
+        metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()))
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done() and self._broker.is_connected
+
+    async def _consume(self) -> None:
+        assert self._queue is not None
+        # one message at a time, in queue order: per-conversation order is the broker's order
+        async with self._queue.iterator() as messages:
+            async for message in messages:
+                try:
+                    envelope = Envelope.from_bytes(message.body)
+                except ValidationError:
+                    log.error("delivery.undecodable", message_id=message.message_id)
+                    await message.ack()
+                    continue
+                try:
+                    await self.deliver(envelope)
+                except Exception:
+                    log.exception("delivery.failed", event_id=envelope.id, event_type=envelope.type)
+                await message.ack()
+
+    async def deliver(self, envelope: Envelope) -> None:
+        if self._recent.seen(envelope.id):
+            metrics.DUPLICATES_DROPPED.inc()
+            return
+        with bound_contextvars(correlation_id=envelope.correlationId, tenant=envelope.tenant, event_id=envelope.id):
+            for d in render(self._table, envelope):
+                await self._sio.emit(
+                    d.event, d.payload, room=scoped(envelope.tenant, d.room), namespace=d.namespace, ignore_queue=True
+                )
+                metrics.EVENTS_OUT.labels(d.namespace, d.event).inc()
+                log.debug("delivery.emitted", wire_event=d.event, room=d.room)
+            metrics.DELIVERY_SECONDS.observe(max(0.0, time.time() - _epoch(envelope.occurredAt)))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _epoch(iso_time: str) -> float:
+    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,55 @@
+"""Who is on the other end of a socket handshake or a REST call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+from relay_auth import AuthError, Principal, TokenVerifier, extract_token
+
+
+def environ_headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    """Headers of a python-socketio (WSGI-style) environ, lower-cased."""
+    headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
+    if "CONTENT_TYPE" in environ:
+        headers["content-type"] = str(environ["CONTENT_TYPE"])
+    return headers
+
+
+def query_params(query_string: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(query_string).items() if v}
+
+
+def cookies(header: str) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except Exception:
+        return {}
+    return {k: morsel.value for k, morsel in jar.items()}
+
+
+class Authenticator:
+    """Resolves a principal from a token (auth.token, Bearer, ?token=)."""
+
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self.verifier = verifier
+
+    async def from_parts(
+        self, auth: Mapping[str, Any] | None, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> Principal | None:
+        """The principal, None when no credentials were offered; raises AuthError for bad ones."""
+        token = extract_token(auth, headers, query)
+        if token is not None:
+            return self.verifier.verify(token)
+        return None
+
+    async def require(
+        self, auth: Mapping[str, Any] | None, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> Principal:
+        principal = await self.from_parts(auth, headers, query)
+        if principal is None:
+            raise AuthError("AUTH_REQUIRED", "authentication required (Bearer token or session cookie)")
+        return principal

@@ -1,0 +1,100 @@
+"""seed-001 REST: `/v2/chats`, `/v2/messages`, `/v2/messages/chat/{chatId}`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from relay_contracts import messages as m
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from relay_gateway.dialects.support import message_payload
+from relay_gateway.rest.edge import caller, gateway, read_body
+from relay_gateway.sockets.router import validation_error
+
+
+class OpenChat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class PostMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chatId: m.Id
+    content: str = ""
+    type: m.MessageType = "text"
+    attachment: m.Attachment | None = None
+    isInternal: bool = False
+    clientMessageId: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    replyTo: m.Id | None = None
+
+
+class HistoryQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=50, ge=1, le=200)
+    afterSeq: int | None = Field(default=None, ge=0)
+    before: int | None = Field(default=None, ge=1)
+    dateFrom: str | None = Field(default=None, max_length=64)
+
+
+def chat_payload(conversation: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "chatId": conversation["conversationId"],
+        "id": conversation["conversationId"],
+        "subject": conversation.get("subject"),
+        "status": conversation["status"],
+        "participants": conversation.get("participants", []),
+        "createdAt": conversation.get("createdAt"),
+        "lastMessageAt": conversation.get("lastMessageAt"),
+        "lastSeq": conversation.get("lastSeq", 0),
+        **({"unreadCount": conversation["unreadCount"]} if "unreadCount" in conversation else {}),
+    }
+
+
+async def open_chat(request: Request) -> JSONResponse:
+    principal = await caller(request)
+    gw = gateway(request)
+    body = await read_body(request, OpenChat, max_bytes=gw.settings.max_packet_bytes)
+    conversation = await gw.bus.call(
+        principal,
+        m.CREATE_CONVERSATION,
+        {"conversationId": str(uuid.uuid4()), "type": "support", "subject": body.subject},
+    )
+    return JSONResponse(chat_payload(conversation), status_code=201)
+
+
+async def post_message(request: Request) -> JSONResponse:
+    principal = await caller(request)
+    gw = gateway(request)
+    body = await read_body(request, PostMessage, max_bytes=gw.settings.max_packet_bytes)
+    data = body.model_dump(exclude={"chatId"}, exclude_none=True)
+    data["conversationId"] = body.chatId
+    # without a client id, this request's own id makes a broker redelivery idempotent
+    data.setdefault("clientMessageId", f"req-{uuid.uuid4()}")
+    message = await gw.bus.call(principal, m.SEND_MESSAGE, data)
+    return JSONResponse(message_payload(message), status_code=201)
+
+
+async def chat_history(request: Request) -> JSONResponse:
+    principal = await caller(request)
+    gw = gateway(request)
+    try:
+        query = HistoryQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+    page = await gw.bus.call(
+        principal,
+        m.GET_HISTORY,
+        {"conversationId": request.path_params["chat_id"], **query.model_dump(exclude_none=True)},
+    )
+    return JSONResponse({"messages": [message_payload(x) for x in page["messages"]], "hasMore": page["hasMore"]})
+
+
+ROUTES = [
+    Route("/v2/chats", open_chat, methods=["POST"]),
+    Route("/v2/messages", post_message, methods=["POST"]),
+    Route("/v2/messages/chat/{chat_id}", chat_history, methods=["GET"]),
+]

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field, field_validator
+from relay_config import RelaySettings
+
+
+class GatewaySettings(RelaySettings):
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 3000
+    # unique per replica; default host-pid so two replicas on one machine differ
+    replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    cors_origins: tuple[str, ...] = ("*",)  # dev default; production lists its origins
+    max_packet_bytes: int = 64 * 1024
+    ws_permessage_deflate: bool = False
+    ping_interval_seconds: float = 25.0
+    ping_timeout_seconds: float = 20.0
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value

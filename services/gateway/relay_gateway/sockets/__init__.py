@@ -1,0 +1,1 @@
+"""Socket.IO handlers, one module per dialect, registered through `SocketRouter`."""

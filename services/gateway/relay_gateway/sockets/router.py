@@ -1,0 +1,88 @@
+"""Registers socket event handlers with validation, log context, metrics and SPEC §7 errors.
+
+A handler is `async def h(gw, conn, payload) -> dict | None`; what it returns is the ack.
+Bad input gets the ack `{success: false, error: {code, message, field?}}` and an `error` event,
+and never reaches the handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from relay_contracts import ErrorCode, RelayError
+from relay_log import bound_contextvars, get_logger, new_correlation_id
+
+from relay_gateway import metrics
+from relay_gateway.context import Connection, Gateway
+
+log = get_logger(__name__)
+
+Handler = Callable[[Gateway, Connection, Any], Awaitable[dict[str, Any] | None]]
+
+
+def validation_error(exc: ValidationError) -> RelayError:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ()))
+    return RelayError(ErrorCode.VALIDATION_ERROR, f"{field or 'payload'}: {first.get('msg')}", field=field or None)
+
+
+def failure(error: RelayError) -> dict[str, Any]:
+    return {"success": False, "error": error.to_dict(), "message": error.message}
+
+
+class SocketRouter:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def on(
+        self,
+        event: str,
+        model: type[BaseModel] | None = None,
+        *,
+        namespace: str = "/",
+        authenticated: bool = True,
+    ) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            async def handle(sid: str, data: Any = None, *_: Any) -> dict[str, Any] | None:
+                metrics.EVENTS_IN.labels(namespace, event).inc()
+                conn = self.gw.connections.get(sid)
+                principal = conn.principal if conn else None
+                cid = data.get("correlationId") if isinstance(data, dict) else None
+                with bound_contextvars(
+                    sid=sid,
+                    event=event,
+                    user_id=principal.user_id if principal else None,
+                    tenant=principal.tenant if principal else None,
+                    correlation_id=cid if isinstance(cid, str) and len(cid) <= 64 else new_correlation_id(),
+                ):
+                    try:
+                        if conn is None or (authenticated and principal is None):
+                            raise RelayError(ErrorCode.AUTH_REQUIRED, f"authenticate before '{event}'")
+                        payload = data
+                        if model is not None:
+                            if isinstance(data, dict):
+                                data = {k: v for k, v in data.items() if k != "correlationId"}
+                            payload = model.model_validate(data if data is not None else {})
+                        return await fn(self.gw, conn, payload)
+                    except ValidationError as exc:
+                        return await self._refuse(sid, namespace, validation_error(exc))
+                    except RelayError as exc:
+                        return await self._refuse(sid, namespace, exc)
+                    except Exception:
+                        log.exception("socket.handler_failed")
+                        return await self._refuse(sid, namespace, RelayError(ErrorCode.INTERNAL, "internal error"))
+
+            self.gw.sio.on(event, handle, namespace=namespace)
+            return fn
+
+        return register
+
+    async def _refuse(self, sid: str, namespace: str, error: RelayError) -> dict[str, Any]:
+        log.info("socket.refused", code=error.code.value, reason=error.message)
+        body = {"code": error.code.value, "message": error.message, **error.details}
+        if error.field:
+            body["field"] = error.field
+        await self.gw.sio.emit("error", body, to=sid, namespace=namespace)
+        return failure(error)

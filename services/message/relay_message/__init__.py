@@ -1,0 +1,1 @@
+"""The message service: conversations, messages, seq numbers, reads, reactions."""

@@ -1,0 +1,170 @@
+"""MongoDB storage of conversations and messages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+
+def conversation_key(tenant: str, conversation_id: str) -> str:
+    return f"{tenant}/{conversation_id}"
+
+
+def user_field(user_id: str) -> str:
+    """A user id as a document field name (dots and dollars would be paths/operators)."""
+    return user_id.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+class SeqConflict(Exception):
+    """Another writer took this seq first; read the new tail and try again."""
+
+
+class ConversationRepo:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._col = db["conversations"]
+
+    async def ensure_indexes(self) -> None:
+        await self._col.create_index([("tenant", ASCENDING), ("participants.userId", ASCENDING)])
+        await self._col.create_index([("tenant", ASCENDING), ("type", ASCENDING), ("status", ASCENDING)])
+
+    async def get(self, tenant: str, conversation_id: str) -> dict[str, Any] | None:
+        return await self._col.find_one({"_id": conversation_key(tenant, conversation_id)})
+
+    async def insert(self, doc: dict[str, Any]) -> bool:
+        """Insert a new conversation; False when the id is taken in this tenant."""
+        doc = {"_id": conversation_key(doc["tenant"], doc["conversationId"]), **doc}
+        try:
+            await self._col.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def claim_status(self, tenant: str, conversation_id: str, expected: str, new: str) -> bool:
+        """Compare-and-set of the status: True only for the writer that moved it."""
+        result = await self._col.update_one(
+            {"_id": conversation_key(tenant, conversation_id), "status": expected}, {"$set": {"status": new}}
+        )
+        return result.modified_count == 1
+
+    async def record_message(
+        self, tenant: str, conversation_id: str, seq: int, at: datetime, sender: str, members: list[str]
+    ) -> None:
+        inc: dict[str, int] = {"stats.totalMessages": 1}
+        for user in members:
+            if user != sender:
+                inc[f"stats.unread.{user_field(user)}"] = 1
+        await self._col.update_one(
+            {"_id": conversation_key(tenant, conversation_id)},
+            {"$max": {"lastSeq": seq}, "$inc": inc, "$set": {"stats.lastMessageAt": at, "lastActivityAt": at}},
+        )
+
+    async def list_for(self, tenant: str, user_id: str, *, include_support_queue: bool) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"tenant": tenant, "participants.userId": user_id}
+        if include_support_queue:
+            query = {"tenant": tenant, "$or": [{"participants.userId": user_id}, {"type": "support"}]}
+        cursor = self._col.find(query).sort("lastActivityAt", DESCENDING).limit(500)
+        return await cursor.to_list()
+
+    async def add_participant(self, tenant: str, conversation_id: str, member: dict[str, Any]) -> dict[str, Any] | None:
+        return await self._col.find_one_and_update(
+            {"_id": conversation_key(tenant, conversation_id), "participants.userId": {"$ne": member["userId"]}},
+            {"$push": {"participants": member}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+
+class MessageRepo:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._col = db["messages"]
+        # one writer per conversation in this process; the unique index settles it across processes
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def ensure_indexes(self) -> None:
+        await self._col.create_index(
+            [("tenant", ASCENDING), ("conversationId", ASCENDING), ("seq", ASCENDING)], unique=True, name="seq_unique"
+        )
+        await self._col.create_index(
+            [
+                ("tenant", ASCENDING),
+                ("conversationId", ASCENDING),
+                ("senderId", ASCENDING),
+                ("clientMessageId", ASCENDING),
+            ],
+            unique=True,
+            name="client_message_unique",
+            partialFilterExpression={"clientMessageId": {"$type": "string"}},
+        )
+        await self._col.create_index([("tenant", ASCENDING), ("conversationId", ASCENDING), ("createdAt", ASCENDING)])
+
+    def lock(self, tenant: str, conversation_id: str) -> asyncio.Lock:
+        return self._locks[conversation_key(tenant, conversation_id)]
+
+    async def find_by_client_id(
+        self, tenant: str, conversation_id: str, sender: str, client_message_id: str
+    ) -> dict[str, Any] | None:
+        return await self._col.find_one(
+            {
+                "tenant": tenant,
+                "conversationId": conversation_id,
+                "senderId": sender,
+                "clientMessageId": client_message_id,
+            }
+        )
+
+    async def last_seq(self, tenant: str, conversation_id: str) -> int:
+        docs = (
+            await self._col.find({"tenant": tenant, "conversationId": conversation_id}, {"seq": 1})
+            .sort("seq", DESCENDING)
+            .limit(1)
+            .to_list()
+        )
+        return int(docs[0]["seq"]) if docs else 0
+
+    async def insert(self, doc: dict[str, Any]) -> None:
+        """Insert with the seq already chosen. Raises SeqConflict or DuplicateKeyError (client id)."""
+        try:
+            await self._col.insert_one(doc)
+        except DuplicateKeyError as exc:
+            key = (exc.details or {}).get("keyPattern") or (exc.details or {}).get("keyValue") or {}
+            if "seq" in key or "seq_unique" in str(exc):
+                raise SeqConflict from exc
+            raise
+
+    async def history(
+        self,
+        tenant: str,
+        conversation_id: str,
+        *,
+        limit: int,
+        after_seq: int | None,
+        before_seq: int | None,
+        date_from: datetime | None,
+        include_internal: bool,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Messages in seq order and whether more exist beyond the page."""
+        query: dict[str, Any] = {"tenant": tenant, "conversationId": conversation_id, "deleted": {"$ne": True}}
+        if not include_internal:
+            query["isInternal"] = {"$ne": True}
+        seq_range: dict[str, int] = {}
+        if after_seq is not None:
+            seq_range["$gt"] = after_seq
+        if before_seq is not None:
+            seq_range["$lt"] = before_seq
+        if seq_range:
+            query["seq"] = seq_range
+        if date_from is not None:
+            query["createdAt"] = {"$gt": date_from}
+        forward = after_seq is not None or date_from is not None
+        cursor = self._col.find(query).sort("seq", ASCENDING if forward else DESCENDING).limit(limit + 1)
+        docs = await cursor.to_list()
+        has_more = len(docs) > limit
+        docs = docs[:limit]
+        if not forward:
+            docs.reverse()
+        return docs, has_more

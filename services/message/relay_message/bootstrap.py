@@ -1,0 +1,90 @@
+"""Wires settings, MongoDB, the broker and the handlers of the message service."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+
+from pymongo import AsyncMongoClient
+from relay_broker import Broker, Topology, serve_commands
+from relay_config import RelaySettings, load_settings
+from relay_contracts import Envelope
+from relay_log import configure_logging, get_logger
+from relay_mongo import connect, ping
+from relay_ops import serve_ops
+from relay_ops.metrics import CONSUMER_LAG, command_observer
+
+from relay_message.adapters.repo import ConversationRepo, MessageRepo
+from relay_message.handlers import HANDLERS, Deps
+
+log = get_logger(__name__)
+
+SERVICE = "message"
+
+
+class MessageSettings(RelaySettings):
+    message_ops_port: int = 3100
+    ops_host: str = "127.0.0.1"
+
+
+@dataclass
+class MessageService:
+    settings: MessageSettings
+    broker: Broker
+    mongo: AsyncMongoClient
+    deps: Deps
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        await self.deps.conversations.ensure_indexes()
+        await self.deps.messages.ensure_indexes()
+        queue = await self.broker.declare_service_queue(SERVICE, ["conversation.#", "message.#"])
+        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
+        await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE))
+        self._queue = queue
+        # passive declares close their channel on failure: probe on a channel of their own
+        assert self.broker.connection is not None
+        self._probe = await self.broker.connection.channel()
+        log.info("message.started", queue=queue.name)
+
+    async def ready(self) -> bool:
+        return self.broker.is_connected and await ping(self.mongo[self.settings.database_name])
+
+    async def sample_lag(self) -> None:
+        while True:
+            try:
+                declared = await self._probe.declare_queue(self._queue.name, passive=True)
+                CONSUMER_LAG.labels(SERVICE, self._queue.name).set(declared.declaration_result.message_count or 0)
+            except Exception:
+                log.warning("message.lag_sample_failed")
+            await asyncio.sleep(5)
+
+    async def close(self) -> None:
+        await self.broker.close()
+        await self.mongo.close()
+
+
+def build(settings: MessageSettings) -> MessageService:
+    broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
+    mongo, db = connect(settings.mongo_url, settings.database_name)
+
+    async def publish(routing_key: str, event: Envelope) -> None:
+        await broker.publish_event(routing_key, event)
+
+    deps = Deps(ConversationRepo(db), MessageRepo(db), publish, max_text_length=settings.max_text_length)
+    return MessageService(settings, broker, mongo, deps)
+
+
+async def run() -> None:
+    settings = load_settings(MessageSettings)
+    configure_logging(SERVICE, settings.log_level, settings.log_format)
+    service = build(settings)
+    await service.start()
+    try:
+        await asyncio.gather(
+            serve_ops(settings.ops_host, settings.message_ops_port, {"broker+mongo": service.ready}),
+            service.sample_lag(),
+        )
+    finally:
+        await service.close()

@@ -1,0 +1,205 @@
+"""One async function per command. No broker, HTTP or socket objects in here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from pymongo.errors import DuplicateKeyError
+from relay_contracts import Envelope, ErrorCode, RelayError, new_id
+from relay_contracts import messages as m
+from relay_contracts.routing import event_key
+
+from relay_message import domain
+from relay_message.adapters.repo import ConversationRepo, MessageRepo, SeqConflict
+
+Publish = Callable[[str, Envelope], Awaitable[None]]
+
+MAX_SEQ_RETRIES = 20
+
+
+@dataclass
+class Deps:
+    conversations: ConversationRepo
+    messages: MessageRepo
+    publish: Publish  # (routing key, event) on relay.events, confirmed
+    max_text_length: int = 4000
+
+
+def _actor(env: Envelope) -> tuple[str, tuple[str, ...]]:
+    if env.actor is None:
+        raise RelayError(ErrorCode.AUTH_REQUIRED, "command has no actor")
+    return env.actor.userId, tuple(r.lower() for r in env.actor.roles)
+
+
+async def _readable(deps: Deps, env: Envelope, conversation_id: str) -> dict[str, Any]:
+    user, roles = _actor(env)
+    conversation = await deps.conversations.get(env.tenant, conversation_id)
+    if conversation is None:
+        raise RelayError(ErrorCode.NOT_FOUND, f"conversation {conversation_id} not found", field="chatId")
+    if not domain.can_read(conversation, user, roles):
+        raise RelayError(ErrorCode.PERMISSION_DENIED, "not a member of this conversation")
+    return conversation
+
+
+async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = m.CreateConversation.model_validate(env.data)
+    user, roles = _actor(env)
+    now = datetime.now(UTC)
+    doc = {
+        "tenant": env.tenant,
+        "conversationId": cmd.conversationId,
+        "type": cmd.type,
+        "subject": cmd.subject,
+        "status": domain.PENDING if cmd.type == domain.SUPPORT else domain.IN_PROGRESS,
+        "visibility": "members",
+        "participants": [
+            {
+                "userId": user,
+                "role": roles[0] if roles else "member",
+                "joinedAt": now,
+                "permissions": {"canSend": True, "canDelete": False, "canModerate": False},
+            }
+        ],
+        "lastSeq": 0,
+        "stats": {"totalMessages": 0, "lastMessageAt": None, "unread": {}},
+        "createdAt": now,
+        "lastActivityAt": now,
+        "createdBy": user,
+    }
+    if not await deps.conversations.insert(doc):
+        raise RelayError(ErrorCode.CONFLICT, f"conversation {cmd.conversationId} already exists")
+    public = domain.public_conversation(doc)
+    await deps.publish(
+        event_key(env.tenant, "tenant", "_", m.CONVERSATION_CREATED), env.caused(m.CONVERSATION_CREATED, public)
+    )
+    return public
+
+
+async def check_access(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = m.CheckAccess.model_validate(env.data)
+    conversation = await _readable(deps, env, cmd.conversationId)
+    return domain.public_conversation(conversation, viewer=env.actor.userId if env.actor else None)
+
+
+async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = m.SendMessage.model_validate(env.data)
+    user, roles = _actor(env)
+    if len(cmd.content) > deps.max_text_length:
+        raise RelayError(
+            ErrorCode.VALIDATION_ERROR, f"content exceeds {deps.max_text_length} characters", field="content"
+        )
+    if not cmd.content.strip() and cmd.attachment is None:
+        raise RelayError(ErrorCode.VALIDATION_ERROR, "content or attachment is required", field="content")
+    if cmd.isInternal and not domain.is_agent(roles):
+        raise RelayError(ErrorCode.PERMISSION_DENIED, "only agents write internal notes", field="isInternal")
+    conversation = await _readable(deps, env, cmd.conversationId)
+
+    async with deps.messages.lock(env.tenant, cmd.conversationId):
+        existing = await deps.messages.find_by_client_id(env.tenant, cmd.conversationId, user, cmd.clientMessageId)
+        if existing is not None:
+            # a retry: answer the original; re-announce it in case the first attempt died before publishing
+            # (same event id, so gateways drop the copy they already delivered)
+            public = domain.public_message(existing)
+            await _announce(deps, env, public)
+            return public
+        if not domain.can_send(conversation, user, roles):
+            raise RelayError(ErrorCode.PERMISSION_DENIED, "you may not send to this conversation")
+        first = domain.claims_first_response(
+            conversation, roles, cmd.isInternal
+        ) and await deps.conversations.claim_status(env.tenant, cmd.conversationId, domain.PENDING, domain.IN_PROGRESS)
+        doc = await _insert_with_next_seq(deps, env, cmd, user, roles, first)
+
+    public = domain.public_message(doc)
+    members = [p["userId"] for p in conversation.get("participants", [])]
+    await deps.conversations.record_message(env.tenant, cmd.conversationId, doc["seq"], doc["createdAt"], user, members)
+    await _announce(deps, env, public)
+    if first:
+        status = {"conversationId": cmd.conversationId, "status": domain.IN_PROGRESS, "changedAt": public["createdAt"]}
+        await deps.publish(
+            event_key(env.tenant, "conv", cmd.conversationId, m.CONVERSATION_STATUS_CHANGED),
+            env.caused(m.CONVERSATION_STATUS_CHANGED, status),
+        )
+    return public
+
+
+async def _insert_with_next_seq(
+    deps: Deps, env: Envelope, cmd: m.SendMessage, user: str, roles: tuple[str, ...], first: bool
+) -> dict[str, Any]:
+    for _ in range(MAX_SEQ_RETRIES):
+        seq = await deps.messages.last_seq(env.tenant, cmd.conversationId) + 1
+        doc: dict[str, Any] = {
+            "_id": new_id(),
+            "tenant": env.tenant,
+            "conversationId": cmd.conversationId,
+            "seq": seq,
+            "senderId": user,
+            "senderRoles": list(roles),
+            "type": cmd.type,
+            "content": cmd.content,
+            "attachment": cmd.attachment.model_dump() if cmd.attachment else None,
+            "isInternal": cmd.isInternal,
+            "isFirstResponse": first,
+            "replyTo": cmd.replyTo,
+            "clientMessageId": cmd.clientMessageId,
+            "deliveryState": "sent",
+            "reads": [],
+            "reactions": [],
+            "edits": [],
+            "deleted": False,
+            "createdAt": datetime.now(UTC),
+            "correlationId": env.correlationId,
+        }
+        try:
+            await deps.messages.insert(doc)
+            return doc
+        except SeqConflict:
+            continue  # another instance took this seq; the next read sees it
+        except DuplicateKeyError:
+            original = await deps.messages.find_by_client_id(env.tenant, cmd.conversationId, user, cmd.clientMessageId)
+            if original is not None:
+                return original
+            raise
+    raise RelayError(ErrorCode.UNAVAILABLE, "conversation too busy, retry")
+
+
+async def _announce(deps: Deps, env: Envelope, public: dict[str, Any]) -> None:
+    event = env.caused(m.MESSAGE_CREATED, public, id=f"msg-{public['messageId']}")
+    await deps.publish(event_key(env.tenant, "conv", public["conversationId"], m.MESSAGE_CREATED), event)
+
+
+async def get_history(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = m.GetHistory.model_validate(env.data)
+    _, roles = _actor(env)
+    await _readable(deps, env, cmd.conversationId)
+    date_from = None
+    if cmd.dateFrom:
+        try:
+            date_from = datetime.fromisoformat(cmd.dateFrom.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise RelayError(ErrorCode.VALIDATION_ERROR, "dateFrom must be ISO 8601", field="dateFrom") from exc
+        if date_from.tzinfo is None:
+            date_from = date_from.replace(tzinfo=UTC)
+    docs, has_more = await deps.messages.history(
+        env.tenant,
+        cmd.conversationId,
+        limit=cmd.limit,
+        after_seq=cmd.afterSeq,
+        before_seq=cmd.before,
+        date_from=date_from,
+        include_internal=domain.is_agent(roles),
+    )
+    return {"messages": [domain.public_message(d) for d in docs], "hasMore": has_more}
+
+
+HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
+    m.CREATE_CONVERSATION: create_conversation,
+    m.CHECK_ACCESS: check_access,
+    m.SEND_MESSAGE: send_message,
+    m.GET_HISTORY: get_history,
+}
+
+__all__ = ["HANDLERS", "Deps", "ValidationError"]
