@@ -8,7 +8,9 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 
-def connect(url: str, database: str, *, timeout_ms: int = 3000) -> tuple[AsyncMongoClient[dict[str, Any]], AsyncDatabase[dict[str, Any]]]:
+def connect(
+    url: str, database: str, *, timeout_ms: int = 3000
+) -> tuple[AsyncMongoClient[dict[str, Any]], AsyncDatabase[dict[str, Any]]]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         url,
         serverSelectionTimeoutMS=timeout_ms,

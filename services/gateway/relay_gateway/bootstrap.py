@@ -22,6 +22,8 @@ from relay_gateway.context import Gateway
 from relay_gateway.delivery import EventDelivery
 from relay_gateway.dialects import support as support_dialect
 from relay_gateway.identity import Authenticator
+from relay_gateway.sessions import SessionStore
+from relay_gateway.rest import auth as auth_rest
 from relay_gateway.rest import support as support_rest
 from relay_gateway.rest.edge import (
     CorrelationMiddleware,
@@ -119,7 +121,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
         settings=settings,
         sio=sio,
         redis=redis,
-        auth=Authenticator(verifier),
+        auth=Authenticator(verifier, SessionStore(redis, settings.relay_instance, settings.session_ttl_seconds)),
         bus=CommandBus(rpc),
         delivery=EventDelivery(sio, broker, settings.replica_id, DIALECTS),
     )
@@ -136,7 +138,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
         return run
 
     checks = {name: check(name) for name in ("broker", "redis", "redis_listener", "event_consumer")}
-    routes: list[Route] = [*support_rest.ROUTES, *ops_routes(checks)]
+    routes: list[Route] = [*auth_rest.ROUTES, *support_rest.ROUTES, *ops_routes(checks)]
     rest = Starlette(
         routes=routes,
         middleware=[Middleware(CorrelationMiddleware, service="gateway")],

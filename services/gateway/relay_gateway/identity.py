@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from relay_auth import AuthError, Principal, TokenVerifier, extract_token
+from relay_gateway.sessions import SESSION_COOKIES, SessionStore
 
 
 def environ_headers(environ: Mapping[str, Any]) -> dict[str, str]:
@@ -32,10 +33,11 @@ def cookies(header: str) -> dict[str, str]:
 
 
 class Authenticator:
-    """Resolves a principal from a token (auth.token, Bearer, ?token=)."""
+    """Resolves a principal from a token (auth.token, Bearer, ?token=) or else a session cookie."""
 
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, sessions: SessionStore) -> None:
         self.verifier = verifier
+        self.sessions = sessions
 
     async def from_parts(
         self, auth: Mapping[str, Any] | None, headers: Mapping[str, str], query: Mapping[str, str]
@@ -44,6 +46,13 @@ class Authenticator:
         token = extract_token(auth, headers, query)
         if token is not None:
             return self.verifier.verify(token)
+        jar = cookies(headers.get("cookie", ""))
+        for name in SESSION_COOKIES:
+            if name in jar:
+                principal = await self.sessions.get(jar[name])
+                if principal is None:
+                    raise AuthError("AUTH_REQUIRED", f"{name} is unknown or expired")
+                return principal
         return None
 
     async def require(

@@ -24,3 +24,16 @@ class GatewaySettings(RelaySettings):
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
+
+    # POST /api/v1/auth/login for the seeded demo users; off in production unless set explicitly
+    dev_login: bool | None = None
+    session_ttl_seconds: int = 8 * 3600
+    access_token_ttl_seconds: int = 8 * 3600
+
+    @property
+    def dev_login_enabled(self) -> bool:
+        return self.dev_login if self.dev_login is not None else self.relay_env != "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.relay_env == "production"
