@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from relay_sdk import RelaySocket
 
 pytestmark = pytest.mark.e2e

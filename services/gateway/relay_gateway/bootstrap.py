@@ -22,7 +22,6 @@ from relay_gateway.context import Gateway
 from relay_gateway.delivery import EventDelivery
 from relay_gateway.dialects import support as support_dialect
 from relay_gateway.identity import Authenticator
-from relay_gateway.sessions import SessionStore
 from relay_gateway.rest import auth as auth_rest
 from relay_gateway.rest import support as support_rest
 from relay_gateway.rest.edge import (
@@ -31,6 +30,7 @@ from relay_gateway.rest.edge import (
     relay_error_handler,
     unexpected_error_handler,
 )
+from relay_gateway.sessions import SessionStore
 from relay_gateway.settings import GatewaySettings
 from relay_gateway.sockets import lifecycle, support
 from relay_gateway.sockets.router import SocketRouter

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import bcrypt
-
 from relay_auth import Principal
 
 _PASSWORD123 = "$2b$10$qajpI4vk7WPE6Keo/X4B.uwt.C.C5WPqCktMWmZKAc78/BIVevmi."  # "password123" (seed-004)

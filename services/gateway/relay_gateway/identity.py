@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from relay_auth import AuthError, Principal, TokenVerifier, extract_token
+
 from relay_gateway.sessions import SESSION_COOKIES, SessionStore
 
 

@@ -7,7 +7,6 @@ import secrets
 from dataclasses import asdict
 
 from redis.asyncio import Redis
-
 from relay_auth import Principal
 
 CONSOLE_COOKIE = "console_session"

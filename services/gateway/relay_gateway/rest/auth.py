@@ -6,16 +6,16 @@ import uuid
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from relay_auth import Principal, mint_token
+from relay_contracts import ErrorCode, RelayError
+from relay_log import bind_contextvars, get_logger
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from relay_auth import Principal, mint_token
-from relay_contracts import ErrorCode, RelayError
 from relay_gateway.demo_users import check_password
 from relay_gateway.rest.edge import gateway, read_body
 from relay_gateway.sessions import CONSOLE_COOKIE, SESSION_COOKIES, VISITOR_COOKIE
-from relay_log import bind_contextvars, get_logger
 
 log = get_logger(__name__)
 
