@@ -62,7 +62,7 @@ class Principal:
             roles = [r for r in raw_roles if isinstance(r, str)]
         if isinstance(claims.get("role"), str):
             roles.append(claims["role"])
-        tenant = claims.get("tenantId") or claims.get("restaurantId")
+        tenant = claims.get("tenantId", claims.get("restaurantId"))
         if tenant is not None and (not isinstance(tenant, str) or not tenant):
             raise ValueError("tenant claim must be a non-empty string")
         exp = claims.get("exp")

@@ -1,0 +1,94 @@
+"""The broker layer against the real RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+import pytest
+from relay_broker import Broker, RpcClient, serve_commands
+from relay_contracts import Envelope, ErrorCode, RelayError
+from relay_contracts.envelope import Actor
+
+
+def command(type_: str, **data) -> Envelope:
+    return Envelope(type=type_, tenant="acme", correlationId="corr-it", actor=Actor(userId="u1"), data=data)
+
+
+async def test_request_reply_answers_data_errors_and_times_out(broker: Broker):
+    calls: list[Envelope] = []
+
+    async def echo(env: Envelope) -> dict:
+        calls.append(env)
+        return {"echo": env.data["text"], "correlationId": env.correlationId}
+
+    async def refuse(env: Envelope) -> None:
+        raise RelayError(ErrorCode.CONFLICT, "already there", current="CONFIRMED")
+
+    queue = await broker.declare_service_queue("message", ["test.#"])
+    await serve_commands(broker, queue, {"test.echo": echo, "test.refuse": refuse})
+    rpc = RpcClient(broker, timeout=3)
+    await rpc.start()
+
+    assert await rpc.call(command("test.echo", text="hola")) == {"echo": "hola", "correlationId": "corr-it"}
+    with pytest.raises(RelayError) as refused:
+        await rpc.call(command("test.refuse"))
+    assert (refused.value.code, refused.value.details) == (ErrorCode.CONFLICT, {"current": "CONFIRMED"})
+    with pytest.raises(RelayError) as nobody:
+        await rpc.call(command("nobody.listens"), timeout=0.5)
+    assert nobody.value.code == ErrorCode.UNAVAILABLE
+
+
+async def test_a_command_that_keeps_failing_is_dead_lettered_not_lost(broker: Broker):
+    attempts = 0
+
+    async def broken(env: Envelope) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise RuntimeError("bug")
+
+    queue = await broker.declare_service_queue("message", ["test.#"])
+    await serve_commands(broker, queue, {"test.broken": broken})
+    poison = command("test.broken")
+    await broker.publish_command(poison)
+
+    assert broker.channel is not None
+    dead = await broker.channel.declare_queue(broker.topology.dead_letter_queue, durable=True)
+    message = None
+    for _ in range(100):
+        message = await dead.get(no_ack=True, fail=False)
+        if message is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert message is not None, "poison command never reached the dead-letter queue"
+    assert Envelope.from_bytes(message.body).id == poison.id
+    assert attempts >= 2  # retried before giving up
+
+
+async def test_events_reach_only_queues_bound_to_their_target(broker: Broker):
+    from relay_contracts.routing import event_key, interest_pattern
+
+    assert broker.channel is not None
+    queue = await broker.channel.declare_queue(exclusive=True, auto_delete=True)
+    events = broker.exchanges[broker.topology.events]
+    await queue.bind(events, interest_pattern("acme", "conv", "c.1"))
+    for tenant, conv in (("acme", "c.1"), ("acme", "c.2"), ("globex", "c.1"), ("acme", "c")):
+        await broker.publish_event(event_key(tenant, "conv", conv, "message.created"), command("x", conv=conv))
+    got = []
+    for _ in range(30):
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            if got:
+                break
+            await asyncio.sleep(0.05)
+            continue
+        got.append(Envelope.from_bytes(message.body))
+    assert [(e.tenant, e.data["conv"]) for e in got] == [("acme", "c.1")]
+
+
+async def test_publish_fails_loudly_when_the_broker_is_gone(broker: Broker):
+    assert broker.connection is not None
+    await broker.connection.close()
+    with pytest.raises((aio_pika.exceptions.AMQPError, RuntimeError, ConnectionError)):
+        await broker.publish_command(command("test.echo", text="lost?"))
+    await broker.connect()  # fixture teardown needs a live connection

@@ -1,0 +1,98 @@
+"""The message service's send path with in-memory repos: seq allocation, idempotency, rules."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from relay_contracts import Envelope, RelayError
+from relay_contracts.envelope import Actor
+from relay_message import handlers
+from relay_message.handlers import Deps
+
+from tests.unit.fakes import FakeConversations, FakeMessages, Published
+
+
+@pytest.fixture
+def deps() -> Deps:
+    return Deps(FakeConversations(), FakeMessages(), Published(), max_text_length=50)  # type: ignore[arg-type]
+
+
+def cmd(type_: str, user: str, roles: tuple[str, ...], tenant: str = "acme", **data) -> Envelope:
+    return Envelope(type=type_, tenant=tenant, correlationId="corr-1", actor=Actor(userId=user, roles=roles), data=data)
+
+
+async def open_chat(deps: Deps, cid: str = "c1", tenant: str = "acme") -> None:
+    await handlers.create_conversation(cmd("conversation.create", "v1", ("visitor",), tenant, conversationId=cid), deps)
+
+
+async def send(deps: Deps, user="v1", roles=("visitor",), content="hi", client_id=None, **extra):
+    import uuid
+
+    data = {"conversationId": "c1", "content": content, "clientMessageId": client_id or uuid.uuid4().hex, **extra}
+    return await handlers.send_message(cmd("message.send", user, roles, **data), deps)
+
+
+async def test_seq_is_gap_free_and_increasing_even_when_sends_race(deps):
+    await open_chat(deps)
+    results = await asyncio.gather(*(send(deps, content=f"m{i}") for i in range(25)))
+    assert sorted(r["seq"] for r in results) == list(range(1, 26))
+
+
+async def test_a_seq_taken_by_another_instance_is_retried_not_skipped(deps):
+    await open_chat(deps)
+    await send(deps)
+    deps.messages.steal_next_seq = 2  # type: ignore[attr-defined]
+    result = await send(deps)
+    assert result["seq"] == 4  # 2 and 3 went to the other writer; ours is the next free one
+    assert sorted(d["seq"] for d in deps.messages.docs) == [1, 2, 3, 4]  # type: ignore[attr-defined]
+
+
+async def test_retry_with_same_client_message_id_returns_original_and_reannounces_same_event(deps):
+    await open_chat(deps)
+    first = await send(deps, client_id="same")
+    again = await send(deps, client_id="same", content="different text")
+    assert again == first
+    created = deps.publish.of_type("message.created")  # type: ignore[attr-defined]
+    assert len(created) == 2 and created[0].id == created[1].id  # gateways drop the copy by id
+    assert len(deps.messages.docs) == 1  # type: ignore[attr-defined]
+
+
+async def test_first_agent_answer_moves_pending_chat_in_progress_once(deps):
+    await open_chat(deps)
+    await send(deps, content="hello")
+    note = await send(deps, user="a1", roles=("commercial",), content="vip", isInternal=True)
+    answer = await send(deps, user="a1", roles=("commercial",), content="on it")
+    later = await send(deps, user="a2", roles=("agent",), content="me too")
+    assert (note["isFirstResponse"], answer["isFirstResponse"], later["isFirstResponse"]) == (False, True, False)
+    statuses = deps.publish.of_type("conversation.status_changed")  # type: ignore[attr-defined]
+    assert [s.data["status"] for s in statuses] == ["IN_PROGRESS"]
+
+
+@pytest.mark.parametrize(
+    ("user", "roles", "extra", "code"),
+    [
+        ("v1", ("visitor",), {"content": "x" * 51}, "VALIDATION_ERROR"),
+        ("v1", ("visitor",), {"content": "  "}, "VALIDATION_ERROR"),
+        ("v1", ("visitor",), {"isInternal": True}, "PERMISSION_DENIED"),
+        ("v2", ("visitor",), {}, "PERMISSION_DENIED"),
+        ("v1", ("visitor",), {"conversationId": "nope"}, "NOT_FOUND"),
+    ],
+)
+async def test_refusals_store_and_publish_nothing(deps, user, roles, extra, code):
+    await open_chat(deps)
+    before = list(deps.publish.events)  # type: ignore[attr-defined]
+    with pytest.raises(RelayError) as err:
+        await send(deps, user=user, roles=roles, **extra)
+    assert err.value.code == code
+    assert deps.messages.docs == [] and deps.publish.events == before  # type: ignore[attr-defined]
+
+
+async def test_tenants_do_not_share_conversations(deps):
+    await open_chat(deps, tenant="acme")
+    with pytest.raises(RelayError) as err:
+        await handlers.send_message(
+            cmd("message.send", "v1", ("visitor",), "globex", conversationId="c1", content="x", clientMessageId="k"),
+            deps,
+        )
+    assert err.value.code == "NOT_FOUND"
