@@ -89,6 +89,9 @@ class Stack:
             stdout = log
         popen = subprocess.Popen(args, env=env, stdout=stdout, stderr=subprocess.STDOUT if log else None)
         proc = Proc(name, popen, ready_url, log)
+        previous = self.procs.get(name)
+        if previous is not None and previous.log is not None:
+            previous.log.close()  # a restart replaces a dead process
         self.procs[name] = proc
         return proc
 
@@ -105,14 +108,7 @@ class Stack:
             self.start_mongo()
         env = self.base_env()
         for service in self.config.services:
-            port = free_port()
-            self.ops_ports[service] = port
-            self._spawn(
-                service,
-                [sys.executable, "-m", f"relay_{service}"],
-                {**env, f"{service.upper()}_OPS_PORT": str(port)},
-                f"http://127.0.0.1:{port}/readyz",
-            )
+            self.start_service(service, env=env, wait=False)
         self.wait_ready(list(self.config.services), timeout)
         names = []
         for index, port in enumerate(self.config.gateway_ports):
@@ -120,6 +116,21 @@ class Stack:
             names.append(name)
             self.start_gateway(index, port, wait=False)
         self.wait_ready(names, timeout)
+
+    def start_service(
+        self, service: str, *, env: dict[str, str] | None = None, wait: bool = True, timeout: float = 30.0
+    ) -> Proc:
+        port = self.ops_ports.get(service) or free_port()
+        self.ops_ports[service] = port
+        proc = self._spawn(
+            service,
+            [sys.executable, "-m", f"relay_{service}"],
+            {**(env or self.base_env()), f"{service.upper()}_OPS_PORT": str(port)},
+            f"http://127.0.0.1:{port}/readyz",
+        )
+        if wait:
+            self.wait_ready([service], timeout)
+        return proc
 
     def start_gateway(self, index: int, port: int, *, wait: bool = True, timeout: float = 30.0) -> Proc:
         name = f"gateway-{index}"

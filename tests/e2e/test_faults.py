@@ -1,0 +1,83 @@
+"""Invariant 4: what the platform accepted survives a process dying; what it could not accept is
+refused fast and, retried with the same clientMessageId, lands exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from relay_devstack import Stack, StackConfig
+from relay_devstack.stack import free_port
+from relay_sdk import RelayClient
+from relay_sdk.client import RelayError
+
+from tests.conftest import SECRET
+from tests.e2e.conftest import AMQP_URL, REDIS_URL, _drop_topology
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory):
+    instance = f"t-fault-{uuid.uuid4().hex[:8]}"
+    config = StackConfig(
+        instance=instance,
+        gateway_ports=[free_port(), free_port()],
+        services=("message",),
+        amqp_url=AMQP_URL,
+        redis_url=REDIS_URL,
+        log_dir=str(tmp_path_factory.mktemp("fault-logs")),
+        env={"JWT_SECRET": SECRET, "RPC_TIMEOUT_SECONDS": "1.5"},
+    )
+    with Stack(config) as running:
+        yield running
+    asyncio.run(_drop_topology(instance))
+
+
+async def test_message_service_death_loses_nothing_and_retries_do_not_duplicate(own_stack: Stack, mint):
+    visitor = RelayClient(own_stack.gateway_urls[0], token=mint("v-fault", "visitor"))
+    agent = RelayClient(own_stack.gateway_urls[1], token=mint("a-fault", "commercial"))
+    chat_id = (await visitor.post("/v2/chats", {}, expect=201))["chatId"]
+    async with agent.socket() as sock:
+        await sock.call("chat:join", {"chatId": chat_id})
+        await visitor.post(
+            "/v2/messages", {"chatId": chat_id, "content": "before", "clientMessageId": "k0"}, expect=201
+        )
+
+        own_stack.kill("message")
+        with pytest.raises(RelayError) as down:
+            await visitor.post("/v2/messages", {"chatId": chat_id, "content": "during", "clientMessageId": "k1"})
+        assert down.value.status == 503 and down.value.code == "UNAVAILABLE"
+
+        own_stack.start_service("message")
+        # the command waited in the durable queue; the client's retry returns what it created, once
+        retried = await visitor.post(
+            "/v2/messages", {"chatId": chat_id, "content": "during", "clientMessageId": "k1"}, expect=201
+        )
+        assert retried["seq"] == 2
+        got = await sock.wait_for("message:new", count=2)
+        assert [m["content"] for m in got] == ["before", "during"]
+        await asyncio.sleep(0.5)
+        assert len(sock.received("message:new")) == 2
+    page = await visitor.history(chat_id)
+    assert [(m["seq"], m["content"]) for m in page["messages"]] == [(1, "before"), (2, "during")]
+    await visitor.close()
+    await agent.close()
+
+
+async def test_gateway_replica_death_loses_no_accepted_message(own_stack: Stack, mint):
+    visitor = RelayClient(own_stack.gateway_urls[0], token=mint("v-gw", "visitor"))
+    chat_id = (await visitor.post("/v2/chats", {}, expect=201))["chatId"]
+    accepted = [
+        (await visitor.post("/v2/messages", {"chatId": chat_id, "content": f"m{i}"}, expect=201))["seq"]
+        for i in range(3)
+    ]
+    own_stack.kill("gateway-0")
+    survivor = RelayClient(own_stack.gateway_urls[1], token=visitor.token)
+    page = await survivor.history(chat_id)
+    assert [m["seq"] for m in page["messages"]] == accepted == [1, 2, 3]
+    own_stack.start_gateway(0, own_stack.config.gateway_ports[0])
+    assert (await visitor.history(chat_id))["messages"][-1]["seq"] == 3
+    await visitor.close()
+    await survivor.close()
