@@ -51,10 +51,14 @@ async def run(clients: int, rate: float, seconds: float, stack: Stack) -> dict:
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     delivered = 0
+    expected = int(rate * seconds) * clients
+    all_delivered = asyncio.Event()
 
     def on_message(message: dict) -> None:
         nonlocal delivered
         delivered += 1
+        if delivered >= expected:
+            all_delivered.set()
         started = sent_at.get(message.get("clientMessageId") or "")
         if started is not None:
             latencies.append(time.perf_counter() - started)
@@ -82,10 +86,10 @@ async def run(clients: int, rate: float, seconds: float, stack: Stack) -> dict:
         posts.append(asyncio.create_task(visitor.post("/v2/messages", body)))
         await asyncio.sleep(max(0.0, started + (n + 1) * interval - time.perf_counter()))
     await asyncio.gather(*posts)
-    expected = total * clients
-    deadline = time.perf_counter() + 30
-    while delivered < expected and time.perf_counter() < deadline:
-        await asyncio.sleep(0.05)
+    try:
+        await asyncio.wait_for(all_delivered.wait(), 30)
+    except TimeoutError:
+        pass  # reported as lost
     elapsed = time.perf_counter() - started
 
     for s in sockets:
@@ -128,7 +132,7 @@ def main() -> None:
     with (REPORTS / "fanout.md").open("a") as md:
         md.write(
             f"- {result['when']}: {result['clients']} sockets / {result['replicas']} replicas, "
-            f"{result['rate_per_s']} msg/s × {args.seconds}s → {result['delivered_per_s']} deliveries/s, "
+            f"{result['rate_per_s']} msg/s for {args.seconds}s → {result['delivered_per_s']} deliveries/s, "
             f"p50 {result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms, lost {result['lost']}, "
             f"{result['gateway_rss_per_connection_kib']} KiB RSS/connection\n"
         )
