@@ -64,6 +64,7 @@ async def serve_commands(
                 result = await handler(envelope)
                 await reply(message, {"ok": True, "data": result})
                 await message.ack()
+                log.debug("command.handled")
             except (RelayError, ValidationError) as exc:
                 error = _validation_error(exc) if isinstance(exc, ValidationError) else exc
                 outcome = error.code.value
