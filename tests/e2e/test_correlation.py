@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from relay_devstack import Stack
 
 pytestmark = pytest.mark.e2e

@@ -31,7 +31,9 @@ async def test_binding_follows_the_first_and_last_local_member():
 
 def test_recent_ids_drop_redeliveries_and_forget_the_oldest():
     recent = RecentIds(size=2)
-    assert [recent.seen(i) for i in ("a", "b", "a", "c", "b", "a")] == [False, False, True, False, True, False]
+    assert [recent.seen(i) for i in ("a", "b", "a", "b")] == [False, False, True, True]
+    assert recent.seen("c") is False  # evicts the least recently seen ("a")
+    assert (recent.seen("b"), recent.seen("a")) == (True, False)
 
 
 def message_event(internal: bool) -> Envelope:
