@@ -14,16 +14,14 @@ from relay_log import get_logger
 from relay_ops import ops_routes
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
 from relay_gateway import dialects
 from relay_gateway.commands import CommandBus
 from relay_gateway.context import Gateway
 from relay_gateway.delivery import EventDelivery
-from relay_gateway.dialects import support as support_dialect
+from relay_gateway.features import FEATURES
 from relay_gateway.identity import Authenticator
-from relay_gateway.rest import auth as auth_rest
-from relay_gateway.rest import support as support_rest
 from relay_gateway.rest.edge import (
     CorrelationMiddleware,
     auth_error_handler,
@@ -32,12 +30,13 @@ from relay_gateway.rest.edge import (
 )
 from relay_gateway.sessions import SessionStore
 from relay_gateway.settings import GatewaySettings
-from relay_gateway.sockets import lifecycle, support
+from relay_gateway.sockets import lifecycle
 from relay_gateway.sockets.router import SocketRouter
 
 log = get_logger(__name__)
 
-DIALECTS = dialects.merge(support_dialect.TABLE)
+DIALECTS = dialects.merge(*(f.table for f in FEATURES))
+NAMESPACES = tuple(dict.fromkeys(ns for f in FEATURES for ns in f.namespaces))
 LISTENER_CHECK_SECONDS = 2.0
 
 
@@ -126,8 +125,10 @@ def build(settings: GatewaySettings) -> GatewayApp:
         delivery=EventDelivery(sio, broker, settings.replica_id, DIALECTS),
     )
     router = SocketRouter(gw)
-    lifecycle.register(router)
-    support.register(router)
+    lifecycle.register(router, NAMESPACES)
+    for feature in FEATURES:
+        if feature.register is not None:
+            feature.register(router)
 
     app_holder: dict[str, GatewayApp] = {}
 
@@ -138,7 +139,8 @@ def build(settings: GatewaySettings) -> GatewayApp:
         return run
 
     checks = {name: check(name) for name in ("broker", "redis", "redis_listener", "event_consumer")}
-    routes: list[Route] = [*auth_rest.ROUTES, *support_rest.ROUTES, *ops_routes(checks)]
+    routes: list[BaseRoute] = [route for f in FEATURES for route in f.routes]
+    routes.extend(ops_routes(checks))
     rest = Starlette(
         routes=routes,
         middleware=[Middleware(CorrelationMiddleware, service="gateway")],

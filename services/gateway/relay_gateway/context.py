@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import socketio
@@ -23,6 +24,9 @@ class Connection:
     connected_at: float = field(default_factory=time.time)
 
 
+ConnectionHook = Callable[["Gateway", Connection], Awaitable[None]]
+
+
 @dataclass
 class Gateway:
     settings: GatewaySettings
@@ -32,6 +36,10 @@ class Gateway:
     bus: CommandBus
     delivery: EventDelivery
     connections: dict[str, Connection] = field(default_factory=dict)
+    # features add hooks here: run when a connection gets its principal (handshake or late auth),
+    # and when an authenticated or anonymous connection goes away
+    on_principal: list[ConnectionHook] = field(default_factory=list)
+    on_disconnect: list[ConnectionHook] = field(default_factory=list)
 
     def principal(self, sid: str) -> Principal | None:
         conn = self.connections.get(sid)

@@ -19,8 +19,6 @@ from relay_gateway.sockets.router import SocketRouter
 
 log = get_logger(__name__)
 
-NAMESPACES = ("/",)
-
 
 async def attach_principal(gw: Gateway, conn: Connection, principal: Principal) -> None:
     """Make `conn` the principal's: personal and tenant rooms, and the events that target them."""
@@ -29,12 +27,14 @@ async def attach_principal(gw: Gateway, conn: Connection, principal: Principal) 
     await gw.sio.enter_room(conn.sid, scoped(principal.tenant, tenant_room()), namespace=conn.namespace)
     await gw.delivery.interest.add(conn.sid, interest_pattern(principal.tenant, "user", principal.user_id))
     await gw.delivery.interest.add(conn.sid, interest_pattern(principal.tenant, "tenant"))
+    for hook in gw.on_principal:
+        await hook(gw, conn)
 
 
-def register(router: SocketRouter) -> None:
+def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None:
     gw = router.gw
 
-    for namespace in NAMESPACES:
+    for namespace in namespaces:
 
         async def connect(sid: str, environ: dict[str, Any], auth: Any = None, *, namespace: str = namespace) -> None:
             headers = environ_headers(environ)
@@ -67,6 +67,11 @@ def register(router: SocketRouter) -> None:
             conn = gw.connections.pop(sid, None)
             await gw.delivery.interest.remove_all(sid)
             if conn is not None:
+                for hook in gw.on_disconnect:
+                    try:
+                        await hook(gw, conn)
+                    except Exception:
+                        log.exception("socket.disconnect_hook_failed", sid=sid)
                 metrics.CONNECTIONS.labels(gw.settings.replica_id, namespace).dec()
                 log.info("socket.disconnected", sid=sid, seconds=round(time.time() - conn.connected_at, 3))
 
