@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from relay_gateway.dialects import mensajeria as mensajeria_dialect
 from relay_gateway.dialects import support as support_dialect
 from relay_gateway.feature import Feature
 from relay_gateway.rest import auth as auth_rest
+from relay_gateway.rest import mensajeria as mensajeria_rest
 from relay_gateway.rest import support as support_rest
+from relay_gateway.sockets import mensajeria as mensajeria_sockets
 from relay_gateway.sockets import support as support_sockets
 
 FEATURES: list[Feature] = [
     Feature("auth", routes=auth_rest.ROUTES),
     Feature("support", table=support_dialect.TABLE, routes=support_rest.ROUTES, register=support_sockets.register),
+    Feature(
+        "mensajeria",
+        table=mensajeria_dialect.TABLE,
+        routes=mensajeria_rest.ROUTES,
+        register=mensajeria_sockets.register,
+    ),
 ]

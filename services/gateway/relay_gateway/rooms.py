@@ -27,3 +27,8 @@ def user_room(user_id: str) -> str:
 
 def tenant_room() -> str:
     return "tenant:all"
+
+
+def mensajeria_room(conversation_id: str) -> str:
+    # under the reserved `chat:` prefix, so the free-room API can never join it
+    return f"chat:{conversation_id}:mensajeria"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from relay_auth.principal import AGENT_ROLES
 from relay_contracts.envelope import iso
+from relay_contracts.messages import ParticipantSpec
 
 SUPPORT = "support"
 PENDING, IN_PROGRESS, CLOSED = "PENDING", "IN_PROGRESS", "CLOSED"
+MODERATOR_ROLES = frozenset({"moderador", "moderator", "admin"})
 
 
 def is_agent(roles: tuple[str, ...] | list[str]) -> bool:
@@ -21,6 +24,33 @@ def participant(conversation: dict[str, Any], user_id: str) -> dict[str, Any] | 
         if p.get("userId") == user_id:
             return dict(p)
     return None
+
+
+def default_permissions(role: str) -> dict[str, bool]:
+    """What a participant of `role` may do unless the conversation's creator says otherwise."""
+    moderator = role.lower() in MODERATOR_ROLES
+    return {"canSend": True, "canDelete": moderator, "canModerate": moderator}
+
+
+def build_participants(
+    creator: str, creator_role: str, specs: Iterable[ParticipantSpec], at: datetime
+) -> list[dict[str, Any]]:
+    """The creator first, then each listed user once (a later entry for the same user wins)."""
+    members: dict[str, dict[str, Any]] = {
+        creator: {
+            "userId": creator,
+            "role": creator_role,
+            "joinedAt": at,
+            "permissions": default_permissions(creator_role),
+        }
+    }
+    for spec in specs:
+        role = spec.role.lower()
+        permissions = default_permissions(role)
+        if spec.permissions is not None:
+            permissions.update(spec.permissions.model_dump(exclude_none=True))
+        members[spec.userId] = {"userId": spec.userId, "role": role, "joinedAt": at, "permissions": permissions}
+    return list(members.values())
 
 
 def can_read(conversation: dict[str, Any], user_id: str, roles: tuple[str, ...]) -> bool:
@@ -66,7 +96,12 @@ def public_message(doc: dict[str, Any]) -> dict[str, Any]:
         "clientMessageId": doc.get("clientMessageId"),
         "replyTo": doc.get("replyTo"),
         "createdAt": iso(created) if isinstance(created, datetime) else created,
+        "priority": doc.get("priority", "normal"),
+        "deliveryState": doc.get("deliveryState", "sent"),
+        "reads": [{"userId": r["userId"], "at": _iso_or_none(r.get("at"))} for r in doc.get("reads", [])],
     }
+    if doc.get("metadata"):
+        out["metadata"] = dict(doc["metadata"])
     if doc.get("attachment"):
         out["attachment"] = dict(doc["attachment"])
     return out
@@ -89,7 +124,10 @@ def public_conversation(doc: dict[str, Any], *, viewer: str | None = None) -> di
         "lastMessageAt": _iso_or_none(stats.get("lastMessageAt")),
         "createdAt": _iso_or_none(doc.get("createdAt")),
         "createdBy": doc.get("createdBy"),
+        "lastActivityAt": _iso_or_none(doc.get("lastActivityAt")),
     }
+    if doc.get("description"):
+        out["description"] = doc["description"]
     if viewer is not None:
         out["unreadCount"] = int(stats.get("unread", {}).get(viewer, 0))
     return out

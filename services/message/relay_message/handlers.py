@@ -17,6 +17,7 @@ from relay_message import domain
 from relay_message.adapters.repo import ConversationRepo, MessageRepo, SeqConflict
 
 Publish = Callable[[str, Envelope], Awaitable[None]]
+Handler = Callable[[Envelope, "Deps"], Awaitable[Any]]
 
 MAX_SEQ_RETRIES = 20
 
@@ -56,20 +57,15 @@ async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
         "subject": cmd.subject,
         "status": domain.PENDING if cmd.type == domain.SUPPORT else domain.IN_PROGRESS,
         "visibility": "members",
-        "participants": [
-            {
-                "userId": user,
-                "role": roles[0] if roles else "member",
-                "joinedAt": now,
-                "permissions": {"canSend": True, "canDelete": False, "canModerate": False},
-            }
-        ],
+        "participants": domain.build_participants(user, roles[0] if roles else "member", cmd.participants, now),
         "lastSeq": 0,
         "stats": {"totalMessages": 0, "lastMessageAt": None, "unread": {}},
         "createdAt": now,
         "lastActivityAt": now,
         "createdBy": user,
     }
+    if cmd.description:
+        doc["description"] = cmd.description
     if not await deps.conversations.insert(doc):
         raise RelayError(ErrorCode.CONFLICT, f"conversation {cmd.conversationId} already exists")
     public = domain.public_conversation(doc)
@@ -97,6 +93,8 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     if cmd.isInternal and not domain.is_agent(roles):
         raise RelayError(ErrorCode.PERMISSION_DENIED, "only agents write internal notes", field="isInternal")
     conversation = await _readable(deps, env, cmd.conversationId)
+    if cmd.replyTo and not await deps.messages.exists(env.tenant, cmd.conversationId, cmd.replyTo):
+        raise RelayError(ErrorCode.NOT_FOUND, f"message {cmd.replyTo} not found in this conversation", field="replyTo")
 
     async with deps.messages.lock(env.tenant, cmd.conversationId):
         existing = await deps.messages.find_by_client_id(env.tenant, cmd.conversationId, user, cmd.clientMessageId)
@@ -144,6 +142,8 @@ async def _insert_with_next_seq(
             "isInternal": cmd.isInternal,
             "isFirstResponse": first,
             "replyTo": cmd.replyTo,
+            "priority": cmd.priority,
+            "metadata": cmd.metadata,
             "clientMessageId": cmd.clientMessageId,
             "deliveryState": "sent",
             "reads": [],
@@ -195,11 +195,22 @@ async def get_history(env: Envelope, deps: Deps) -> dict[str, Any]:
     return {"messages": [domain.public_message(d) for d in docs], "hasMore": has_more}
 
 
-HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
+async def list_conversations(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = m.ListConversations.model_validate(env.data)
+    user, roles = _actor(env)
+    queue = domain.is_agent(roles) and not cmd.memberOnly
+    docs = await deps.conversations.list_for(env.tenant, user, include_support_queue=queue)
+    if cmd.types is not None:
+        docs = [d for d in docs if d.get("type") in cmd.types]
+    return {"conversations": [domain.public_conversation(d, viewer=user) for d in docs]}
+
+
+HANDLERS: dict[str, Handler] = {
     m.CREATE_CONVERSATION: create_conversation,
     m.CHECK_ACCESS: check_access,
     m.SEND_MESSAGE: send_message,
     m.GET_HISTORY: get_history,
+    m.LIST_CONVERSATIONS: list_conversations,
 }
 
 __all__ = ["HANDLERS", "Deps", "ValidationError"]
