@@ -42,9 +42,9 @@ async def mark_read(env: Envelope, deps: Deps) -> dict[str, Any]:
     if changed:  # marking again what is already read is a no-op, announced to nobody
         await deps.publish(
             event_key(env.tenant, "conv", cmd.conversationId, r.MESSAGE_READ),
-            env.caused(r.MESSAGE_READ, read.model_dump()),
+            env.caused(r.MESSAGE_READ, read.model_dump(mode="json")),
         )
-    return {**read.model_dump(), "unreadCount": unread}
+    return {**read.model_dump(mode="json"), "unreadCount": unread}
 
 
 HANDLERS: dict[str, Handler] = {r.MARK_READ: mark_read}

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from relay_gateway.dialects import mensajeria as es
-from relay_gateway.rest.edge import caller, gateway, read_body
+from relay_gateway.rest.edge import caller, documented, gateway, read_body
 from relay_gateway.rest.support import HistoryQuery
 from relay_gateway.sockets.router import validation_error
 
@@ -65,10 +65,13 @@ def _participant(p: Participante) -> dict[str, Any]:
 
 
 async def test(_: Request) -> JSONResponse:
+    """Unauthenticated smoke test: `{success: true, message, timestamp}`."""
     return JSONResponse({"success": True, "message": "API de mensajería funcionando", "timestamp": utcnow_iso()})
 
 
+@documented(body=CrearConversacion)
 async def crear_conversacion(request: Request) -> JSONResponse:
+    """Create a conversation (the caller is always a participant); 201 `{success, conversacion}`."""
     principal = await caller(request)
     gw = gateway(request)
     body = await read_body(request, CrearConversacion, max_bytes=gw.settings.max_packet_bytes)
@@ -92,6 +95,7 @@ async def crear_conversacion(request: Request) -> JSONResponse:
 
 
 async def listar_conversaciones(request: Request) -> JSONResponse:
+    """The caller's conversations with their unread counts: `{success, conversaciones, total}`."""
     principal = await caller(request)
     result = await gateway(request).bus.call(principal, m.LIST_CONVERSATIONS, {"memberOnly": True})
     items = [es.conversacion(c, viewer=principal.user_id) for c in result["conversations"]]
@@ -99,13 +103,16 @@ async def listar_conversaciones(request: Request) -> JSONResponse:
 
 
 async def obtener_conversacion(request: Request) -> JSONResponse:
+    """One conversation the caller may read: `{success, conversacion}`."""
     principal = await caller(request)
     cid = request.path_params["conversacion_id"]
     conversation = await gateway(request).bus.call(principal, m.CHECK_ACCESS, {"conversationId": cid})
     return JSONResponse({"success": True, "conversacion": es.conversacion(conversation, viewer=principal.user_id)})
 
 
+@documented(query=HistoryQuery)
 async def mensajes(request: Request) -> JSONResponse:
+    """A page of the conversation's messages in `seq` order: `{success, mensajes, hayMas, total}`."""
     principal = await caller(request)
     try:
         query = HistoryQuery.model_validate(dict(request.query_params))

@@ -123,6 +123,7 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
 
     @router.on("ping", authenticated=False)
     async def ping(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
+        """Keep-alive (seed-003); answers `pong {timestamp}`."""
         body = {"timestamp": utcnow_iso()}
         await gw.sio.emit("pong", body, to=conn.sid, namespace=conn.namespace)
         return {"success": True, **body}

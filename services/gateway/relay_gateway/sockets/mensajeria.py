@@ -133,6 +133,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("autenticar", Autenticar, authenticated=False)
     async def autenticar(gw: Gateway, conn: Connection, body: Autenticar) -> dict[str, Any]:
+        """Late authentication: a valid token whose subject is `usuarioId`; answers `autenticado`."""
         try:
             principal = gw.auth.verifier.verify(body.token)
         except AuthError as exc:
@@ -150,6 +151,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("unirse_conversacion", ConversacionRef)
     async def unirse(gw: Gateway, conn: Connection, ref: ConversacionRef) -> dict[str, Any]:
+        """Join a conversation you may read; answers `unido_conversacion` with `participantes_conectados`."""
         principal = _principal(conn)
         cid = ref.conversacionId
         # the message service decides who may read: NOT_FOUND / PERMISSION_DENIED otherwise
@@ -168,6 +170,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("salir_conversacion", ConversacionRef)
     async def salir(gw: Gateway, conn: Connection, ref: ConversacionRef) -> dict[str, Any]:
+        """Leave a conversation's room: no more `nuevo_mensaje` / `usuario_escribiendo` from it."""
         principal = _principal(conn)
         cid = ref.conversacionId
         if online.joined(conn.sid, principal.tenant, cid):
@@ -181,6 +184,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("enviar_mensaje", EnviarMensaje)
     async def enviar(gw: Gateway, conn: Connection, body: EnviarMensaje) -> dict[str, Any]:
+        """Send (needs `puedeEnviar`); answers `mensaje_enviado`, the room gets `nuevo_mensaje`."""
         principal = _principal(conn)
         contenido = body.contenido
         tipo = body.tipo or contenido.tipo or ("archivo" if contenido.archivo else "texto")
@@ -214,6 +218,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("marcar_leido", MarcarLeido)
     async def marcar_leido(gw: Gateway, conn: Connection, body: MarcarLeido) -> dict[str, Any]:
+        """Read receipt for one message (`mensajeId`) or all; the room gets `mensaje_leido`, the ack `noLeidos`."""
         principal = _principal(conn)
         data: dict[str, Any] = {"conversationId": body.conversacionId}
         if body.mensajeId:
@@ -229,6 +234,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("escribiendo", Escribiendo)
     async def escribiendo(gw: Gateway, conn: Connection, body: Escribiendo) -> dict[str, Any]:
+        """Typing on/off in a joined conversation; the others get `usuario_escribiendo` (expires after 5 s)."""
         principal = _principal(conn)
         if not online.joined(conn.sid, principal.tenant, body.conversacionId):
             raise RelayError(ErrorCode.PERMISSION_DENIED, "join the conversation first", field="conversacionId")
