@@ -17,6 +17,7 @@ CHECK_ACCESS = "conversation.access"
 SEND_MESSAGE = "message.send"
 GET_HISTORY = "message.history"
 LIST_CONVERSATIONS = "conversation.list"
+LOCATE_MESSAGE = "message.locate"
 
 # event types
 MESSAGE_CREATED = "message.created"
@@ -77,6 +78,12 @@ class CreateConversation(Strict):
 
 class CheckAccess(Strict):
     conversationId: Id
+
+
+class LocateMessage(Strict):
+    """Which conversation a message is in (seed-003 names only the message when it reacts)."""
+
+    messageId: Id
 
 
 class SendMessage(Strict):

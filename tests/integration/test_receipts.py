@@ -90,3 +90,21 @@ async def test_permissions_reply_and_priority_are_enforced_and_stored(db):
         await send(deps, "ana", ("admin",), "p1", "re", replyTo="no-such-message")
     assert dangling.value.code == "NOT_FOUND" and dangling.value.field == "replyTo"
     assert await db["messages"].count_documents({"conversationId": "p1"}) == 2
+
+
+async def test_locate_message_answers_only_to_readers(db):
+    deps = await make_deps(db, [])
+    create = command("conversation.create", "ana", ("cliente",), conversationId="l1", type="direct")
+    await handlers.create_conversation(create, deps)
+    sent = await send(deps, "ana", ("cliente",), "l1", "hola")
+    found = await receipts.locate_message(
+        command("message.locate", "ana", ("cliente",), messageId=sent["messageId"]), deps
+    )
+    assert found == {"messageId": sent["messageId"], "conversationId": "l1"}
+    for user, tenant_cmd in (("zoe", "acme"), ("ana", "globex")):
+        cmd = command("message.locate", user, ("cliente",), messageId=sent["messageId"])
+        if tenant_cmd != "acme":
+            cmd = cmd.model_copy(update={"tenant": tenant_cmd})
+        with pytest.raises(RelayError) as hidden:
+            await receipts.locate_message(cmd, deps)
+        assert hidden.value.code == "NOT_FOUND"  # a stranger cannot tell a hidden message from a missing one

@@ -1,4 +1,6 @@
-"""Read receipts (seed-003 `marcar_leido`): store who read what, recount the reader's unread, announce it."""
+"""Read receipts (seed-003 `marcar_leido`): store who read what, recount the reader's unread, announce it.
+
+Also where a message lives (`message.locate`), for dialects that name only the message."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relay_contracts import Envelope, ErrorCode, RelayError
+from relay_contracts import messages as m
 from relay_contracts import receipts as r
 from relay_contracts.envelope import iso
 from relay_contracts.routing import event_key
@@ -47,4 +50,17 @@ async def mark_read(env: Envelope, deps: Deps) -> dict[str, Any]:
     return {**read.model_dump(mode="json"), "unreadCount": unread}
 
 
-HANDLERS: dict[str, Handler] = {r.MARK_READ: mark_read}
+async def locate_message(env: Envelope, deps: Deps) -> dict[str, Any]:
+    """The conversation of a message the caller may read; NOT_FOUND for anything else (no probing)."""
+    cmd = m.LocateMessage.model_validate(env.data)
+    conversation_id = await deps.messages.conversation_of(env.tenant, cmd.messageId)
+    if conversation_id is None:
+        raise RelayError(ErrorCode.NOT_FOUND, f"message {cmd.messageId} not found", field="messageId")
+    try:
+        await _readable(deps, env, conversation_id)
+    except RelayError as exc:
+        raise RelayError(ErrorCode.NOT_FOUND, f"message {cmd.messageId} not found", field="messageId") from exc
+    return {"messageId": cmd.messageId, "conversationId": conversation_id}
+
+
+HANDLERS: dict[str, Handler] = {r.MARK_READ: mark_read, m.LOCATE_MESSAGE: locate_message}

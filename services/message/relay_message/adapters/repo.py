@@ -129,6 +129,10 @@ class MessageRepo:
         )
         return found is not None
 
+    async def conversation_of(self, tenant: str, message_id: str) -> str | None:
+        found = await self._col.find_one({"_id": message_id, "tenant": tenant}, {"conversationId": 1})
+        return str(found["conversationId"]) if found else None
+
     def _unread_by(self, tenant: str, conversation_id: str, reader: str, include_internal: bool) -> dict[str, Any]:
         query: dict[str, Any] = {
             "tenant": tenant,
