@@ -141,10 +141,11 @@ async def test_anonymous_socket_may_only_authenticate_ping_and_health(gateways):
             ("unirse_conversacion", {"conversacionId": "c1"}),
             ("enviar_mensaje", {"conversacionId": "c1", "contenido": {"texto": "hola"}}),
             ("chat:join", {"chatId": "c1"}),
+            ("no-such-event", {"x": 1}),
         ]:
             ack = await sock.call(event, data)
             assert ack["success"] is False and ack["error"]["code"] == "AUTH_REQUIRED"
-        errors = await sock.wait_for("error", count=3)
+        errors = await sock.wait_for("error", count=4)
         assert {e["code"] for e in errors} == {"AUTH_REQUIRED"}
         assert "timestamp" in (await sock.call("ping"))
         assert (await sock.call("health-check"))["status"] == "ok"

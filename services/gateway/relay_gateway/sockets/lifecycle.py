@@ -103,7 +103,17 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
                 metrics.CONNECTIONS.labels(gw.settings.replica_id, namespace).dec()
                 log.info("socket.disconnected", sid=sid, seconds=round(time.time() - conn.connected_at, 3))
 
+        async def unhandled(event: str, sid: str, *_: Any) -> dict[str, Any] | None:
+            # an event no feature handles: an anonymous socket still learns it must authenticate
+            conn = gw.connections.get(sid)
+            if conn is None or conn.principal is not None:
+                return None
+            body = {"code": "AUTH_REQUIRED", "message": f"authenticate before '{event[:64]}'"}
+            await gw.sio.emit("error", body, to=sid, namespace=conn.namespace)
+            return {"success": False, "error": body, "message": body["message"]}
+
         gw.sio.on("connect", connect, namespace=namespace)
+        gw.sio.on("*", unhandled, namespace=namespace)
         gw.sio.on("disconnect", disconnect, namespace=namespace)
 
     @router.on("health-check", authenticated=False)
