@@ -19,6 +19,7 @@ from relay_contracts.routing import event_key, interest_pattern
 CREATE_ORDER = "order.create"
 ADD_ITEM = "order.item.add"
 CONFIRM_ORDER = "order.confirm"
+CANCEL_ORDER = "order.cancel"
 SET_ITEM_STATUS = "order.item.set_status"
 GET_ORDER = "order.get"
 LIST_ORDERS = "order.list"
@@ -104,6 +105,10 @@ class AddItem(NewItem):
 class ConfirmOrder(Strict):
     orderId: Id
     requestId: RequestId | None = None
+
+
+class CancelOrder(ConfirmOrder):
+    pass
 
 
 class NewItemStatus(Strict):

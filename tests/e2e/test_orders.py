@@ -202,6 +202,29 @@ async def test_illegal_transitions_are_409_with_the_current_state(client_factory
     assert after["status"] == "CONFIRMED" and [i["status"] for i in after["items"]] == ["PENDING"]
 
 
+async def test_cancelling_an_order_reaches_the_kitchen(client_factory, sockets, staff):
+    screen = await watch(client_factory, sockets, staff["kitchen"], 1)
+    waiter = client_factory(staff["waiter"], 0)
+    order = await new_order(waiter, "3.00", "4.00")
+    await waiter.post(f"/api/v1/orders/{order['id']}/confirm", expect=200)
+    with pytest.raises(RelayError) as kitchen_cancels:
+        await client_factory(staff["kitchen"], 1).post(f"/api/v1/orders/{order['id']}/cancel")
+    assert kitchen_cancels.value.status == 403
+    cancelled = await waiter.post(f"/api/v1/orders/{order['id']}/cancel", expect=200)
+    assert cancelled["status"] == "CANCELLED" and {i["status"] for i in cancelled["items"]} == {"CANCELLED"}
+    assert cancelled["total"] == "0.00"
+    events = await wait_order_events(screen, order["id"], 2 + 3)
+    assert [name for name, _ in events[2:]] == [
+        "order.item.status.changed",
+        "order.item.status.changed",
+        "order.status.changed",
+    ]
+    assert (events[-1][1]["previousStatus"], events[-1][1]["newStatus"]) == ("CONFIRMED", "CANCELLED")
+    with pytest.raises(RelayError) as twice:
+        await waiter.post(f"/api/v1/orders/{order['id']}/cancel")
+    assert twice.value.status == 409 and twice.value.body["error"]["current"]["status"] == "CANCELLED"
+
+
 async def test_roles_are_enforced(client_factory, staff):
     waiter = client_factory(staff["waiter"], 0)
     kitchen = client_factory(staff["kitchen"], 1)

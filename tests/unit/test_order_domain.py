@@ -181,6 +181,8 @@ def test_derivation(items, current, derived):
         (("KITCHEN",), d.MOVE_ITEM, True),
         (("kitchen",), d.CREATE, False),
         (("kitchen",), d.ADD_ITEM, False),
+        (("kitchen",), d.CANCEL, False),
+        (("WAITER",), d.CANCEL, True),
         (("MANAGER",), d.CREATE, True),
         (("manager",), d.MOVE_ITEM, True),
         (("visitor",), d.READ, False),
@@ -194,3 +196,25 @@ def test_roles(roles, action, allowed):
         with pytest.raises(RelayError) as denied:
             d.require(roles, action)
         assert denied.value.code == "PERMISSION_DENIED"
+
+
+def test_cancelling_a_confirmed_order_cancels_what_is_not_served_and_announces_it():
+    order = order_with(d.SERVED, d.IN_PROGRESS, d.PENDING, status=d.IN_PROGRESS)
+    change = d.cancel(order, LATER)
+    assert change.order.status == d.CANCELLED
+    assert [i.status for i in change.order.items] == [d.SERVED, d.CANCELLED, d.CANCELLED]
+    assert [(t, p.get("itemId"), p["newStatus"]) for t, p in change.events] == [
+        (o.ORDER_ITEM_STATUS_CHANGED, "i1", d.CANCELLED),
+        (o.ORDER_ITEM_STATUS_CHANGED, "i2", d.CANCELLED),
+        (o.ORDER_STATUS_CHANGED, None, d.CANCELLED),
+    ]
+    assert d.public_order(change.order)["total"] == "10.00"  # only the served dish is charged
+
+
+def test_cancelling_a_draft_is_silent_and_a_finished_order_cannot_be_cancelled():
+    silent = d.cancel(order_with(d.PENDING, status=d.DRAFT), LATER)
+    assert silent.order.status == d.CANCELLED and silent.events == []
+    for status in (d.SERVED, d.CANCELLED):
+        with pytest.raises(RelayError) as refused:
+            d.cancel(order_with(d.SERVED, status=status), LATER)
+        assert refused.value.details["current"]["status"] == status

@@ -36,11 +36,11 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
 
 # what each role may do (role names compared lower-cased)
 WAITER, KITCHEN, MANAGER = "waiter", "kitchen", "manager"
-CREATE, ADD_ITEM, CONFIRM, MOVE_ITEM, READ = "create", "add_item", "confirm", "move_item", "read"
+CREATE, ADD_ITEM, CONFIRM, CANCEL, MOVE_ITEM, READ = "create", "add_item", "confirm", "cancel", "move_item", "read"
 PERMISSIONS: dict[str, frozenset[str]] = {
-    WAITER: frozenset({CREATE, ADD_ITEM, CONFIRM, READ}),
+    WAITER: frozenset({CREATE, ADD_ITEM, CONFIRM, CANCEL, READ}),
     KITCHEN: frozenset({MOVE_ITEM, READ}),
-    MANAGER: frozenset({CREATE, ADD_ITEM, CONFIRM, MOVE_ITEM, READ}),
+    MANAGER: frozenset({CREATE, ADD_ITEM, CONFIRM, CANCEL, MOVE_ITEM, READ}),
 }
 
 
@@ -124,6 +124,24 @@ def confirm(order: Order, now: str) -> Change:
         confirmed,
         [(o.ORDER_NEW, order_new_payload(confirmed)), (o.ORDER_STATUS_CHANGED, status_payload(order, CONFIRMED, now))],
     )
+
+
+def cancel(order: Order, now: str) -> Change:
+    """Cancel the order and whatever of it is not served yet. A draft was never announced, so its
+    cancellation is silent; a confirmed order's screens see each item and then the order cancelled."""
+    if order.status in (SERVED, CANCELLED):
+        raise conflict(order, f"the order is already {order.status}")
+    events: list[tuple[str, dict[str, Any]]] = []
+    items = []
+    for item in order.items:
+        if CANCELLED in ITEM_TRANSITIONS[item.status]:
+            if order.status != DRAFT:
+                events.append((o.ORDER_ITEM_STATUS_CHANGED, item_status_payload(order, item, CANCELLED, now)))
+            item = replace(item, status=CANCELLED, updatedAt=now)
+        items.append(item)
+    if order.status != DRAFT:
+        events.append((o.ORDER_STATUS_CHANGED, status_payload(order, CANCELLED, now)))
+    return Change(replace(order, status=CANCELLED, items=tuple(items), updatedAt=now), events)
 
 
 def derived_status(order: Order) -> str:

@@ -154,30 +154,43 @@ async def add_item(env: Envelope, deps: Deps) -> dict[str, Any]:
 
 async def confirm_order(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = o.ConfirmOrder.model_validate(env.data)
-    _, roles = _actor(env)
-    domain.require(roles, domain.CONFIRM)
-    return await _mutate(
-        deps,
-        env,
-        cmd.orderId,
-        cmd.requestId,
-        "confirm",
-        lambda order: (domain.confirm(order, utcnow_iso()), None),
-        lambda order, _: domain.public_order(order),
-    )
+    return await _order_change(env, deps, cmd.orderId, cmd.requestId, domain.CONFIRM, "confirm", domain.confirm)
+
+
+async def cancel_order(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = o.CancelOrder.model_validate(env.data)
+    return await _order_change(env, deps, cmd.orderId, cmd.requestId, domain.CANCEL, "cancel", domain.cancel)
 
 
 async def set_item_status(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = o.SetItemStatus.model_validate(env.data)
+
+    def rule(order: domain.Order, now: str) -> domain.Change:
+        return domain.set_item_status(order, cmd.itemId, cmd.status, now)
+
+    op = f"item:{cmd.itemId}:{cmd.status}"
+    return await _order_change(env, deps, cmd.orderId, cmd.requestId, domain.MOVE_ITEM, op, rule)
+
+
+async def _order_change(
+    env: Envelope,
+    deps: Deps,
+    order_id: str,
+    request_id: str | None,
+    action: str,
+    op: str,
+    rule: Callable[[domain.Order, str], domain.Change],
+) -> dict[str, Any]:
+    """A change answered with the whole order, so the caller sees the status it led to."""
     _, roles = _actor(env)
-    domain.require(roles, domain.MOVE_ITEM)
+    domain.require(roles, action)
     return await _mutate(
         deps,
         env,
-        cmd.orderId,
-        cmd.requestId,
-        f"item:{cmd.itemId}:{cmd.status}",
-        lambda order: (domain.set_item_status(order, cmd.itemId, cmd.status, utcnow_iso()), cmd.itemId),
+        order_id,
+        request_id,
+        op,
+        lambda order: (rule(order, utcnow_iso()), None),
         lambda order, _: domain.public_order(order),
     )
 
@@ -201,6 +214,7 @@ HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
     o.CREATE_ORDER: create_order,
     o.ADD_ITEM: add_item,
     o.CONFIRM_ORDER: confirm_order,
+    o.CANCEL_ORDER: cancel_order,
     o.SET_ITEM_STATUS: set_item_status,
     o.GET_ORDER: get_order,
     o.LIST_ORDERS: list_orders,

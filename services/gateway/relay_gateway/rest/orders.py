@@ -72,9 +72,17 @@ async def add_item(request: Request) -> JSONResponse:
 
 
 async def confirm_order(request: Request) -> JSONResponse:
+    return await _order_command(request, o.CONFIRM_ORDER)
+
+
+async def cancel_order(request: Request) -> JSONResponse:
+    return await _order_command(request, o.CANCEL_ORDER)
+
+
+async def _order_command(request: Request, command: str) -> JSONResponse:
     principal = await _restaurant_caller(request)
     data = {"orderId": request.path_params["order_id"], "requestId": _request_id(request)}
-    return JSONResponse(await _call(request, principal, o.CONFIRM_ORDER, data))
+    return JSONResponse(await _call(request, principal, command, data))
 
 
 async def set_item_status(request: Request) -> JSONResponse:
@@ -113,5 +121,6 @@ ROUTES = [
     Route("/api/v1/orders/{order_id}", get_order, methods=["GET"]),
     Route("/api/v1/orders/{order_id}/items", add_item, methods=["POST"]),
     Route("/api/v1/orders/{order_id}/confirm", confirm_order, methods=["POST"]),
+    Route("/api/v1/orders/{order_id}/cancel", cancel_order, methods=["POST"]),
     Route("/api/v1/orders/{order_id}/items/{item_id}/status", set_item_status, methods=["POST"]),
 ]
