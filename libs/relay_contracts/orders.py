@@ -11,7 +11,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from relay_contracts.routing import event_key, interest_pattern
 
@@ -76,7 +76,13 @@ def parse_money(value: object) -> str:
     return str(amount.quantize(Decimal("0.01")))
 
 
-Money = Annotated[str, BeforeValidator(parse_money)]
+MONEY_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": _AMOUNT.pattern},
+        {"type": "number", "minimum": 0, "maximum": int(MAX_UNIT_PRICE)},
+    ]
+}
+Money = Annotated[str, BeforeValidator(parse_money), WithJsonSchema(MONEY_SCHEMA)]
 
 
 class Strict(BaseModel):

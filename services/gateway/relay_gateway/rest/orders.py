@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from relay_gateway.rest.edge import caller, gateway, read_body
+from relay_gateway.rest.edge import caller, documented, gateway, read_body
 from relay_gateway.sockets.router import validation_error
 
 IDEMPOTENCY_HEADERS = ("idempotency-key", "x-request-id")
@@ -31,7 +31,7 @@ class CreateOrderBody(BaseModel):
 
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    statuses: tuple[o.OrderStatus, ...] = ()
+    status: tuple[o.OrderStatus, ...] = ()  # repeated or comma-separated, case-insensitive
     limit: int = Field(default=100, ge=1, le=500)
 
 
@@ -57,14 +57,18 @@ async def _call(request: Request, principal: Principal, command: str, data: dict
     return await gateway(request).bus.call(principal, command, data)
 
 
+@documented(body=CreateOrderBody)
 async def create_order(request: Request) -> JSONResponse:
+    """Open a DRAFT order for a table (WAITER, MANAGER); 201 with the order. `Idempotency-Key` makes retries safe."""
     principal = await _restaurant_caller(request)
     body = await read_body(request, CreateOrderBody, max_bytes=MAX_BODY_BYTES)
     data = {"tableSessionId": body.tableSessionId, "requestId": _request_id(request)}
     return JSONResponse(await _call(request, principal, o.CREATE_ORDER, data), status_code=201)
 
 
+@documented(body=o.NewItem)
 async def add_item(request: Request) -> JSONResponse:
+    """Add an item to a DRAFT order (WAITER, MANAGER); `unitPrice` exact decimal; 201 with the item."""
     principal = await _restaurant_caller(request)
     body = await read_body(request, o.NewItem, max_bytes=MAX_BODY_BYTES)
     data = {**body.model_dump(), "orderId": request.path_params["order_id"], "requestId": _request_id(request)}
@@ -72,10 +76,12 @@ async def add_item(request: Request) -> JSONResponse:
 
 
 async def confirm_order(request: Request) -> JSONResponse:
+    """Confirm a DRAFT order (WAITER, MANAGER); emits `order.new` and `order.status.changed`; 409 if not DRAFT."""
     return await _order_command(request, o.CONFIRM_ORDER)
 
 
 async def cancel_order(request: Request) -> JSONResponse:
+    """Cancel an order and its unserved items (WAITER, MANAGER); 409 if already SERVED or CANCELLED."""
     return await _order_command(request, o.CANCEL_ORDER)
 
 
@@ -85,7 +91,9 @@ async def _order_command(request: Request, command: str) -> JSONResponse:
     return JSONResponse(await _call(request, principal, command, data))
 
 
+@documented(body=o.NewItemStatus)
 async def set_item_status(request: Request) -> JSONResponse:
+    """Move an item one step (KITCHEN, MANAGER); the order follows its items; 409 with the current state if illegal."""
     principal = await _restaurant_caller(request)
     body = await read_body(request, o.NewItemStatus, max_bytes=MAX_BODY_BYTES)
     data = {
@@ -98,21 +106,25 @@ async def set_item_status(request: Request) -> JSONResponse:
 
 
 async def get_order(request: Request) -> JSONResponse:
+    """One order of the caller's restaurant with its items and exact `total`; 404 for any other."""
     principal = await _restaurant_caller(request)
     return JSONResponse(await _call(request, principal, o.GET_ORDER, {"orderId": request.path_params["order_id"]}))
 
 
+@documented(query=ListQuery)
 async def list_orders(request: Request) -> JSONResponse:
+    """Orders of the caller's restaurant, newest first; `?status=CONFIRMED,IN_PROGRESS` filters."""
     principal = await _restaurant_caller(request)
     raw = request.query_params.getlist("status")
     statuses = tuple(s.strip().upper() for value in raw for s in value.split(",") if s.strip())
     try:
-        query = ListQuery.model_validate({"statuses": statuses, "limit": request.query_params.get("limit", 100)})
+        query = ListQuery.model_validate({"status": statuses, "limit": request.query_params.get("limit", 100)})
     except ValidationError as exc:
         error = validation_error(exc)
-        error.field = "status" if (error.field or "").startswith("statuses") else error.field
+        error.field = "status" if (error.field or "").startswith("status") else error.field
         raise error from exc
-    return JSONResponse(await _call(request, principal, o.LIST_ORDERS, query.model_dump()))
+    data = {"statuses": query.status, "limit": query.limit}
+    return JSONResponse(await _call(request, principal, o.LIST_ORDERS, data))
 
 
 ROUTES = [
