@@ -25,14 +25,14 @@ async def login(url: str, email: str) -> str:
     return str(body["accessToken"])
 
 
-@pytest.fixture
-async def staff(gateways) -> dict[str, str]:
+@pytest.fixture(scope="module")
+async def staff(stack) -> dict[str, str]:
     """Tokens of seed-004's demo users, obtained the way the seed does: POST /api/v1/auth/login."""
     users = ("waiter", "kitchen", "manager")
     tokens = {}
     for who in users:
-        tokens[who] = await login(gateways[0], f"{who}@restaurante.com")
-        tokens[f"{who}-b"] = await login(gateways[1], f"{who}@restaurante-b.com")
+        tokens[who] = await login(stack.gateway_urls[0], f"{who}@restaurante.com")
+        tokens[f"{who}-b"] = await login(stack.gateway_urls[1], f"{who}@restaurante-b.com")
     return tokens
 
 

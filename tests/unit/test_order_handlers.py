@@ -221,3 +221,14 @@ async def test_roles_and_tenants(deps):
 
 def test_request_log_is_bounded():
     assert KEEP_REQUESTS >= 100
+
+
+async def test_a_refused_command_still_publishes_what_a_crashed_writer_left_behind(deps):
+    order_id, (a, _) = await confirmed_order(deps)
+    deps.publish.fail_next = 1  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionError):
+        await move(deps, order_id, a, "IN_PROGRESS")
+    with pytest.raises(RelayError) as refused:  # another cook, not a retry: illegal, but it repairs the outbox
+        await move(deps, order_id, a, "IN_PROGRESS")
+    assert refused.value.code == "CONFLICT"
+    assert [t for t, _ in events(deps)][2:] == [o.ORDER_ITEM_STATUS_CHANGED, o.ORDER_STATUS_CHANGED]

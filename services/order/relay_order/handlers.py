@@ -96,7 +96,11 @@ async def _mutate(
             log.info("order.retry_answered", order_id=order_id, request_id=request_id)
             await _drain(deps, doc)  # in case the first attempt died before publishing
             return answer(order, prior.get("ref"))
-        change, ref = apply(order)
+        try:
+            change, ref = apply(order)
+        except RelayError:
+            await _drain(deps, doc)  # a refusal still repairs what an earlier writer left unpublished
+            raise
         seq = int(doc.get("eventSeq", 0))
         events = []
         for event_type, data in change.events:
