@@ -403,3 +403,23 @@ async def test_require_tenant_claim_refuses_a_handshake_without_it(stack, mint):
             assert (await with_claim.wait_for("connected"))["user"]["tenantId"] == "rest-a"
     finally:
         stack.kill(f"gateway-{index}", signal.SIGTERM)
+
+
+async def test_order_service_death_loses_no_confirm_and_the_retry_is_one_event(stack, client_factory, sockets, staff):
+    screen = await watch(client_factory, sockets, staff["kitchen"], 1)
+    waiter = client_factory(staff["waiter"], 0)
+    order = await new_order(waiter)
+    key = {"Idempotency-Key": f"confirm-down-{uuid.uuid4()}"}
+    stack.kill("order")
+    try:
+        with pytest.raises(RelayError) as down:
+            await waiter.post(f"/api/v1/orders/{order['id']}/confirm", headers=key)
+        assert down.value.status == 503 and down.value.code == "UNAVAILABLE"
+    finally:
+        stack.start_service("order")
+    # the command waited in the durable queue and is applied now; the client's retry is a no-op
+    retried = await waiter.post(f"/api/v1/orders/{order['id']}/confirm", headers=key, expect=200)
+    assert retried["status"] == "CONFIRMED"
+    await wait_order_events(screen, order["id"], 2)
+    await asyncio.sleep(0.5)
+    assert [name for name, _ in order_events(screen, order["id"])] == ["order.new", "order.status.changed"]
