@@ -13,6 +13,8 @@ from relay_devstack.stack import free_port
 from relay_sdk import RelayClient, RelaySocket
 from relay_sdk.client import RelayError
 
+from tests.e2e.test_correlation import log_lines
+
 pytestmark = pytest.mark.e2e
 
 ORDER_EVENTS = ("order.new", "order.status.changed", "order.item.status.changed")
@@ -423,3 +425,19 @@ async def test_order_service_death_loses_no_confirm_and_the_retry_is_one_event(s
     await wait_order_events(screen, order["id"], 2)
     await asyncio.sleep(0.5)
     assert [name for name, _ in order_events(screen, order["id"])] == ["order.new", "order.status.changed"]
+
+
+async def test_correlation_id_travels_from_confirm_to_the_kitchen_screen(stack, client_factory, sockets, staff):
+    screen = await watch(client_factory, sockets, staff["kitchen"], 1)
+    waiter = client_factory(staff["waiter"], 0)
+    order = await new_order(waiter)
+    trace = f"corr-order-{uuid.uuid4().hex[:8]}"
+    await waiter.post(f"/api/v1/orders/{order['id']}/confirm", headers={"X-Correlation-ID": trace}, expect=200)
+    await wait_order_events(screen, order["id"], 2)
+    changed = log_lines(stack, "order", trace)
+    assert any(line["event"] == "order.changed" and line["tenant"] == "rest-a" for line in changed)
+    delivered = log_lines(stack, "gateway-1", trace)
+    assert {line["wire_event"] for line in delivered if line["event"] == "delivery.emitted"} == {
+        "order.new",
+        "order.status.changed",
+    }
