@@ -16,6 +16,8 @@ CREATE_CONVERSATION = "conversation.create"
 CHECK_ACCESS = "conversation.access"
 SEND_MESSAGE = "message.send"
 GET_HISTORY = "message.history"
+LIST_CONVERSATIONS = "conversation.list"
+CLOSE_CONVERSATION = "conversation.close"
 
 # event types
 MESSAGE_CREATED = "message.created"
@@ -63,3 +65,12 @@ class GetHistory(Strict):
     afterSeq: int | None = Field(default=None, ge=0)
     before: int | None = Field(default=None, ge=1)
     dateFrom: str | None = None
+
+
+class ListConversations(Strict):
+    status: Literal["PENDING", "IN_PROGRESS", "CLOSED"] | None = None
+    type: Literal["support", "direct", "group", "channel"] | None = None
+
+
+class CloseConversation(Strict):
+    conversationId: Id

@@ -11,14 +11,13 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from relay_message.domain import user_field
+
+__all__ = ["ConversationRepo", "MessageRepo", "SeqConflict", "conversation_key", "user_field"]
+
 
 def conversation_key(tenant: str, conversation_id: str) -> str:
     return f"{tenant}/{conversation_id}"
-
-
-def user_field(user_id: str) -> str:
-    """A user id as a document field name (dots and dollars would be paths/operators)."""
-    return user_id.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
 
 
 class SeqConflict(Exception):
@@ -53,21 +52,57 @@ class ConversationRepo:
         return result.modified_count == 1
 
     async def record_message(
-        self, tenant: str, conversation_id: str, seq: int, at: datetime, sender: str, members: list[str]
+        self,
+        tenant: str,
+        conversation_id: str,
+        seq: int,
+        at: datetime,
+        sender: str,
+        members: list[str],
+        preview: dict[str, Any] | None = None,
+        internal: bool = False,
     ) -> None:
+        """Stats of a new message: unread for `members` (minus the sender), last seq, previews.
+
+        An internal note only becomes the agents' preview, so no list shows it to a visitor.
+        """
         inc: dict[str, int] = {"stats.totalMessages": 1}
         for user in members:
             if user != sender:
                 inc[f"stats.unread.{user_field(user)}"] = 1
+        new: dict[str, Any] = {"stats.lastMessageAt": at, "lastActivityAt": at}
+        if preview is not None:
+            new["preview.agents"] = preview
+            if not internal:
+                new["preview.all"] = preview
         await self._col.update_one(
-            {"_id": conversation_key(tenant, conversation_id)},
-            {"$max": {"lastSeq": seq}, "$inc": inc, "$set": {"stats.lastMessageAt": at, "lastActivityAt": at}},
+            {"_id": conversation_key(tenant, conversation_id)}, {"$max": {"lastSeq": seq}, "$inc": inc, "$set": new}
         )
 
-    async def list_for(self, tenant: str, user_id: str, *, include_support_queue: bool) -> list[dict[str, Any]]:
+    async def close(self, tenant: str, conversation_id: str, by: str, at: datetime) -> bool:
+        """Move an open conversation to CLOSED; False when it already was."""
+        result = await self._col.update_one(
+            {"_id": conversation_key(tenant, conversation_id), "status": {"$ne": "CLOSED"}},
+            {"$set": {"status": "CLOSED", "closedAt": at, "closedBy": by, "lastActivityAt": at}},
+        )
+        return result.modified_count == 1
+
+    async def list_for(
+        self,
+        tenant: str,
+        user_id: str,
+        *,
+        include_support_queue: bool,
+        status: str | None = None,
+        type_: str | None = None,
+    ) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"tenant": tenant, "participants.userId": user_id}
         if include_support_queue:
             query = {"tenant": tenant, "$or": [{"participants.userId": user_id}, {"type": "support"}]}
+        if status is not None:
+            query["status"] = status
+        if type_ is not None:
+            query["type"] = type_
         cursor = self._col.find(query).sort("lastActivityAt", DESCENDING).limit(500)
         return await cursor.to_list()
 
