@@ -94,9 +94,12 @@ class EventDelivery:
             return
         with bound_contextvars(correlation_id=envelope.correlationId, tenant=envelope.tenant, event_id=envelope.id):
             for d in render(self._table, envelope):
-                await self._sio.emit(
-                    d.event, d.payload, room=scoped(envelope.tenant, d.room), namespace=d.namespace, ignore_queue=True
+                room = (
+                    scoped(envelope.tenant, d.room)
+                    if isinstance(d.room, str)
+                    else [scoped(envelope.tenant, r) for r in d.room]
                 )
+                await self._sio.emit(d.event, d.payload, room=room, namespace=d.namespace, ignore_queue=True)
                 metrics.EVENTS_OUT.labels(d.namespace, d.event).inc()
                 log.debug("delivery.emitted", wire_event=d.event, room=d.room)
             metrics.DELIVERY_SECONDS.observe(max(0.0, time.time() - _epoch(envelope.occurredAt)))

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from relay_gateway.dialects import channels as channels_dialect
 from relay_gateway.dialects import support as support_dialect
 from relay_gateway.feature import Feature
 from relay_gateway.rest import auth as auth_rest
+from relay_gateway.rest import channels as channels_rest
 from relay_gateway.rest import support as support_rest
+from relay_gateway.sockets import channels as channels_sockets
 from relay_gateway.sockets import support as support_sockets
 
 FEATURES: list[Feature] = [
     Feature("auth", routes=auth_rest.ROUTES),
     Feature("support", table=support_dialect.TABLE, routes=support_rest.ROUTES, register=support_sockets.register),
+    Feature(
+        "channels",
+        table=channels_dialect.TABLE,
+        routes=channels_rest.ROUTES,
+        register=channels_sockets.register,
+        namespaces=("/chat",),
+    ),
 ]

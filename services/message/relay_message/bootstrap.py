@@ -15,6 +15,7 @@ from relay_mongo import connect, ping
 from relay_ops import serve_ops
 from relay_ops.metrics import CONSUMER_LAG, command_observer
 
+from relay_message import changes, channels
 from relay_message.adapters.repo import ConversationRepo, MessageRepo
 from relay_message.handlers import HANDLERS, Deps
 
@@ -40,7 +41,8 @@ class MessageService:
         await self.deps.conversations.ensure_indexes()
         await self.deps.messages.ensure_indexes()
         queue = await self.broker.declare_service_queue(SERVICE, ["conversation.#", "message.#"])
-        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
+        every = {**HANDLERS, **channels.HANDLERS, **changes.HANDLERS}
+        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in every.items()}
         await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE))
         self._queue = queue
         # passive declares close their channel on failure: probe on a channel of their own
