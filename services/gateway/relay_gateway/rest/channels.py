@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from relay_gateway.dialects.channels import channel_message
-from relay_gateway.rest.edge import caller, gateway, read_body
+from relay_gateway.rest.edge import caller, documented, gateway, read_body
 from relay_gateway.rest.support import HistoryQuery
 from relay_gateway.sockets.router import validation_error
 
@@ -47,7 +47,9 @@ def channel_payload(conversation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@documented(body=CreateChannelIn)
 async def create_channel(request: Request) -> JSONResponse:
+    """Create a channel (the caller moderates it); 201 with the channel."""
     principal = await caller(request)
     gw = gateway(request)
     body = await read_body(request, CreateChannelIn, max_bytes=gw.settings.max_packet_bytes)
@@ -63,6 +65,7 @@ async def create_channel(request: Request) -> JSONResponse:
 
 
 async def list_channels(request: Request) -> JSONResponse:
+    """The caller's channels (`?public=true` adds public channels not joined yet): `{channels}`."""
     principal = await caller(request)
     include_public = request.query_params.get("public", "").lower() in ("1", "true", "yes")
     found = await gateway(request).bus.call(principal, m.LIST_CHANNELS, {"includePublic": include_public})
@@ -70,6 +73,7 @@ async def list_channels(request: Request) -> JSONResponse:
 
 
 async def get_channel(request: Request) -> JSONResponse:
+    """One channel, for its members (anyone of the tenant for a public channel)."""
     principal = await caller(request)
     channel = await gateway(request).bus.call(
         principal, m.CHECK_ACCESS, {"conversationId": request.path_params["channel_id"]}
@@ -77,7 +81,9 @@ async def get_channel(request: Request) -> JSONResponse:
     return JSONResponse(channel_payload(channel))
 
 
+@documented(body=AddMembersIn)
 async def add_members(request: Request) -> JSONResponse:
+    """Add members (channel moderators; any member of a public channel): the channel and `added`."""
     principal = await caller(request)
     gw = gateway(request)
     body = await read_body(request, AddMembersIn, max_bytes=gw.settings.max_packet_bytes)
@@ -86,7 +92,9 @@ async def add_members(request: Request) -> JSONResponse:
     return JSONResponse({**channel_payload(channel), "added": channel["added"]})
 
 
+@documented(query=HistoryQuery)
 async def channel_messages(request: Request) -> JSONResponse:
+    """A page of a channel's messages in `seq` order, in the /chat message shape: `{messages, hasMore}`."""
     principal = await caller(request)
     try:
         query = HistoryQuery.model_validate(dict(request.query_params))

@@ -166,6 +166,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("join_channel", ChannelRef, namespace=NAMESPACE)
     async def join_channel(gw: Gateway, conn: Connection, ref: ChannelRef) -> dict[str, Any]:
+        """Join `channel:{id}` (members; anyone for a public channel); others hear `user_joined_channel`."""
         # the message service decides: members, or anyone for a public channel (raises otherwise)
         await gw.bus.call(principal_of(conn), m.JOIN_CHANNEL, {"conversationId": ref.channelId})
         await enter_channel(conn, ref.channelId)
@@ -174,6 +175,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("leave_channel", ChannelRef, namespace=NAMESPACE)
     async def leave_channel(gw: Gateway, conn: Connection, ref: ChannelRef) -> dict[str, Any]:
+        """Leave `channel:{id}` and its thread rooms on this socket; others hear `user_left_channel`."""
         principal = principal_of(conn)
         if ref.channelId in joined.channels.get(conn.sid, ()):
             await stop_typing(conn, ref.channelId)
@@ -191,6 +193,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("send_message", SendMessageIn, namespace=NAMESPACE)
     async def send_message(gw: Gateway, conn: Connection, body: SendMessageIn) -> dict[str, Any]:
+        """Send to a channel (thread reply with `threadId`); everyone in it gets `new_message` with `seq`."""
         data: dict[str, Any] = {
             "conversationId": body.channelId,
             "content": body.text,
@@ -213,6 +216,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("edit_message", EditMessageIn, namespace=NAMESPACE)
     async def edit_message(gw: Gateway, conn: Connection, body: EditMessageIn) -> dict[str, Any]:
+        """Edit your own message (the previous text stays in its edit history); the channel gets `message_edited`."""
         data = {
             "conversationId": body.channelId,
             "messageId": body.messageId,
@@ -233,6 +237,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("delete_message", MessageRef, namespace=NAMESPACE)
     async def delete_message(gw: Gateway, conn: Connection, body: MessageRef) -> dict[str, Any]:
+        """Delete a message (author or moderator): erased for every reader; the channel gets `message_deleted`."""
         data = {"conversationId": body.channelId, "messageId": body.messageId}
         deleted = await gw.bus.call(principal_of(conn), m.DELETE_MESSAGE, data)
         return {"success": True, "messageId": body.messageId, "seq": deleted["seq"]}
@@ -244,14 +249,17 @@ def register(router: SocketRouter) -> None:
 
     @router.on("add_reaction", ReactionIn, namespace=NAMESPACE)
     async def add_reaction(gw: Gateway, conn: Connection, body: ReactionIn) -> dict[str, Any]:
+        """Add your reaction to a message (once per emoji); the channel gets `reaction_added`."""
         return await react(conn, body, "add")
 
     @router.on("remove_reaction", ReactionIn, namespace=NAMESPACE)
     async def remove_reaction(gw: Gateway, conn: Connection, body: ReactionIn) -> dict[str, Any]:
+        """Remove your reaction; the channel gets `reaction_removed`."""
         return await react(conn, body, "remove")
 
     @router.on("typing_start", ChannelRef, namespace=NAMESPACE)
     async def typing_start(gw: Gateway, conn: Connection, ref: ChannelRef) -> dict[str, Any]:
+        """Tell the channel's other sockets you are typing (`user_typing`); ends by itself after 5 s."""
         require_joined(conn, ref.channelId)
         key = (conn.sid, ref.channelId)
         previous = joined.typing.pop(key, None)
@@ -271,6 +279,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("typing_stop", ChannelRef, namespace=NAMESPACE)
     async def typing_stop(gw: Gateway, conn: Connection, ref: ChannelRef) -> dict[str, Any]:
+        """Tell the channel's other sockets you stopped typing (`user_typing` with isTyping false)."""
         require_joined(conn, ref.channelId)
         await stop_typing(conn, ref.channelId)
         return {"success": True, "channelId": ref.channelId}
@@ -283,6 +292,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("create_thread", CreateThreadIn, namespace=NAMESPACE)
     async def create_thread(gw: Gateway, conn: Connection, body: CreateThreadIn) -> dict[str, Any]:
+        """Start a thread on a message (thread id = its id), join `thread:{id}`; the channel gets `thread_created`."""
         root = body.messageId or body.parentMessageId
         data = {"conversationId": body.channelId, "messageId": root, "name": body.name}
         thread = await gw.bus.call(principal_of(conn), m.CREATE_THREAD, data)
@@ -297,12 +307,14 @@ def register(router: SocketRouter) -> None:
 
     @router.on("join_thread", ThreadRef, namespace=NAMESPACE)
     async def join_thread(gw: Gateway, conn: Connection, ref: ThreadRef) -> dict[str, Any]:
+        """Join `thread:{threadId}` of a channel you may read."""
         await gw.bus.call(principal_of(conn), m.CHECK_ACCESS, {"conversationId": ref.channelId})
         await enter_thread(conn, ref.channelId, ref.threadId)
         return {"success": True, "threadId": ref.threadId, "channelId": ref.channelId}
 
     @router.on("sync_request", SyncRequestIn, namespace=NAMESPACE)
     async def sync_request(gw: Gateway, conn: Connection, body: SyncRequestIn) -> dict[str, Any]:
+        """What you missed in a channel after `lastSeq` (or `lastTimestamp`): answers `sync_response`."""
         data: dict[str, Any] = {"conversationId": body.channelId, "limit": body.limit}
         if body.lastSeq is not None:
             data["afterSeq"] = body.lastSeq
