@@ -331,11 +331,14 @@ async def test_typing_expires_without_refresh(client_factory, mint, connect):
     assert stopped["userId"] == typist_id
 
 
-async def test_rest_members_and_validation(client_factory, mint):
+async def test_rest_members_and_validation(client_factory, mint, connect):
     owner_id, member_id, newcomer_id = uid("owner"), uid("member"), uid("new")
     owner = client_factory(mint(owner_id, "member"), 0)
     member = client_factory(mint(member_id, "member"), 1)
     channel_id = await create_channel(owner, [member_id])
+    # the newcomer is online on both replicas before being added
+    waiting = [await connect(client_factory(mint(newcomer_id, "member"), replica)) for replica in (0, 1)]
+    o = await connect(owner)
     with pytest.raises(RelayError) as denied:
         await member.post(f"/v2/channels/{channel_id}/members", {"members": [newcomer_id]})
     assert denied.value.status == 403
@@ -344,6 +347,10 @@ async def test_rest_members_and_validation(client_factory, mint):
     assert set(added["members"]) == {owner_id, member_id, newcomer_id}
     newcomer = client_factory(mint(newcomer_id, "member"), 0)
     assert (await newcomer.get(f"/v2/channels/{channel_id}"))["name"] == "general"
+    # their open sockets were moved into the channel: the next message reaches them without a join
+    sent = await send(o, channel_id, "welcome aboard")
+    for sock in waiting:
+        assert (await sock.wait_for("new_message"))["seq"] == sent["seq"]
     for body in ({"name": ""}, {"name": "x", "visibility": "secret"}, {"name": "x", "members": "bob"}, {"x": 1}):
         with pytest.raises(RelayError) as bad:
             await owner.post("/v2/channels", body)

@@ -114,6 +114,8 @@ async def _announce_members(deps: Deps, env: Envelope, conversation_id: str, add
     await deps.publish(
         event_key(env.tenant, "conv", conversation_id, m.MEMBERS_ADDED), env.caused(m.MEMBERS_ADDED, data)
     )
+    for user in added:  # so each new member's open sockets, wherever they are, can enter the channel's room
+        await deps.publish(event_key(env.tenant, "user", user, m.MEMBERS_ADDED), env.caused(m.MEMBERS_ADDED, data))
 
 
 HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {

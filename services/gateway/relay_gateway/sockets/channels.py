@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from relay_contracts import ErrorCode, RelayError, utcnow_iso
+from relay_contracts import Envelope, ErrorCode, RelayError, utcnow_iso
 from relay_contracts import messages as m
 from relay_contracts.routing import interest_pattern
 from relay_log import get_logger
 
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.dialects.channels import NAMESPACE, channel_message
-from relay_gateway.rooms import channel_room, scoped, thread_room
+from relay_gateway.rooms import channel_room, scoped, thread_room, user_room
 from relay_gateway.sockets.router import SocketRouter
 
 log = get_logger(__name__)
@@ -155,6 +155,19 @@ def register(router: SocketRouter) -> None:
         joined.channels.pop(conn.sid, None)
         joined.threads.pop(conn.sid, None)
 
+    async def on_members_added(envelope: Envelope) -> None:
+        """Each local /chat socket of a new member enters the channel's room (each replica for its own)."""
+        if envelope.type != m.MEMBERS_ADDED:
+            return
+        channel_id = envelope.data["conversationId"]
+        for user_id in envelope.data.get("userIds", []):
+            room = scoped(envelope.tenant, user_room(user_id))
+            for sid, _ in list(gw.sio.manager.get_participants(NAMESPACE, room)):
+                conn = gw.connections.get(sid)
+                if conn is not None and conn.principal is not None and channel_id not in joined.channels[sid]:
+                    await enter_channel(conn, channel_id)
+
+    gw.delivery.listeners.append(on_members_added)
     gw.on_principal.append(on_principal)
     gw.on_disconnect.append(on_disconnect)
 
