@@ -137,7 +137,14 @@ async def test_membership_public_private_and_tenants(setup):
         command(m.ADD_MEMBERS, "alice", conversationId="private", members=["dan", "bob"]), deps
     )
     assert added["added"] == ["dan"]
-    assert [e.data["userIds"] for _, e in of_type(published, m.MEMBERS_ADDED)] == [["carol"], ["dan"]]
+    # to the channel, and to each new member (whose open sockets then enter the room)
+    announced = [(k.split(".")[1:3], e.data["userIds"]) for k, e in of_type(published, m.MEMBERS_ADDED)]
+    assert announced == [
+        (["conv", "open"], ["carol"]),
+        (["user", "carol"], ["carol"]),
+        (["conv", "private"], ["dan"]),
+        (["user", "dan"], ["dan"]),
+    ]
     # the same id in another tenant is another channel
     with pytest.raises(RelayError) as elsewhere:
         await channels.join_channel(command(m.JOIN_CHANNEL, "alice", tenant="globex", conversationId="open"), deps)
