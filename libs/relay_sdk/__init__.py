@@ -1,5 +1,6 @@
 """A small Python client for Relay: REST calls and Socket.IO sockets, for services and tests."""
 
 from relay_sdk.client import RelayClient, RelaySocket
+from relay_sdk.emit import Emitter, emit
 
-__all__ = ["RelayClient", "RelaySocket"]
+__all__ = ["Emitter", "RelayClient", "RelaySocket", "emit"]

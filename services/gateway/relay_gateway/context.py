@@ -40,6 +40,8 @@ class Gateway:
     # and when an authenticated or anonymous connection goes away
     on_principal: list[ConnectionHook] = field(default_factory=list)
     on_disconnect: list[ConnectionHook] = field(default_factory=list)
+    # called (synchronously, keep it cheap) for every socket event an authenticated connection sends
+    on_activity: list[Callable[[Gateway, Connection, str], None]] = field(default_factory=list)
 
     def principal(self, sid: str) -> Principal | None:
         conn = self.connections.get(sid)

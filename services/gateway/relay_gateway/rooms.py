@@ -27,3 +27,15 @@ def user_room(user_id: str) -> str:
 
 def tenant_room() -> str:
     return "tenant:all"
+
+
+def role_room(role: str) -> str:
+    return f"role:{role.lower()}"
+
+
+def free_room(name: str) -> str:
+    """seed-002 `join-room` rooms live apart from every reserved room (free names have no ':')."""
+    return f"room:{name}"
+
+
+EVERYONE = "everyone"  # with tenant "*": every authenticated socket of every tenant (relay.emit scope all)

@@ -1,0 +1,113 @@
+"""This replica's side of presence: report sockets, activity and its own liveness to the presence service.
+
+Each boot of a replica is a new incarnation (`<replica id>/<boot id>`): the presence service reaps
+the sockets of an incarnation whose heartbeat stopped, or at once when the same replica id comes
+back with a new boot id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from relay_auth import Principal
+from relay_contracts import Envelope, RelayError
+from relay_contracts import presence as p
+from relay_log import get_logger, new_correlation_id
+from relay_ops.metrics import CONSUMER_LAG
+
+from relay_gateway import metrics
+from relay_gateway.context import Connection, Gateway
+from relay_gateway.rooms import EVERYONE, SEP, role_room, scoped
+
+log = get_logger(__name__)
+
+QUIET_EVENTS = frozenset({"presence:set", "ping", "health-check", "get-active-users", "get-users-stats"})
+
+
+class PresenceReporter:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.incarnation = f"{gw.settings.replica_id}/{uuid.uuid4().hex[:12]}"
+        self._last_activity: dict[tuple[str, str], float] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    def install(self) -> None:
+        self.gw.on_principal.append(self.connected)
+        self.gw.on_disconnect.append(self.disconnected)
+        self.gw.on_activity.append(self.active)
+
+    async def connected(self, gw: Gateway, conn: Connection) -> None:
+        principal = conn.principal
+        assert principal is not None
+        for role in principal.roles:
+            await gw.sio.enter_room(conn.sid, scoped(principal.tenant, role_room(role)), namespace=conn.namespace)
+        await gw.sio.enter_room(conn.sid, scoped(p.EVERYONE_TENANT, EVERYONE), namespace=conn.namespace)
+        self._ensure_heartbeat()
+        data = {"sid": conn.sid, "replica": self.incarnation, "namespace": conn.namespace, "user": principal.public()}
+        await self._send(principal, p.CONNECT, data)
+
+    async def disconnected(self, gw: Gateway, conn: Connection) -> None:
+        if conn.principal is not None:
+            await self._send(conn.principal, p.DISCONNECT, {"sid": conn.sid, "replica": self.incarnation})
+
+    def active(self, gw: Gateway, conn: Connection, event: str) -> None:
+        principal = conn.principal
+        if principal is None or event in QUIET_EVENTS:
+            return
+        key, now = (principal.tenant, principal.user_id), time.monotonic()
+        if now - self._last_activity.get(key, -1e9) < gw.settings.presence_activity_seconds:
+            return
+        if len(self._last_activity) > 50_000:
+            self._last_activity.clear()  # only a throttle: forgetting costs one extra report per user
+        self._last_activity[key] = now
+        task = asyncio.create_task(self._send(principal, p.ACTIVITY, {}))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _send(self, principal: Principal, command: str, data: dict[str, Any]) -> None:
+        try:
+            await self.gw.bus.send(principal, command, data)
+        except RelayError:
+            # the presence service catches up from heartbeats and reaping; the socket itself is fine
+            log.warning("presence.report_failed", command=command, user_id=principal.user_id)
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._beat(), name="relay-presence-heartbeat")
+
+    async def _beat(self) -> None:
+        every = self.gw.settings.heartbeat_every
+        while True:
+            try:
+                envelope = Envelope(
+                    type=p.HEARTBEAT,
+                    tenant="_",
+                    correlationId=new_correlation_id(),
+                    data={
+                        "replica": self.incarnation,
+                        "replicaId": self.gw.settings.replica_id,
+                        "sockets": len(self.gw.connections),
+                    },
+                )
+                await self.gw.bus.send_envelope(envelope)
+            except Exception:
+                log.warning("presence.heartbeat_failed")
+            await self._sample()
+            await asyncio.sleep(every)
+
+    async def _sample(self) -> None:
+        replica = self.gw.settings.replica_id
+        rooms = getattr(self.gw.sio.manager, "rooms", {})
+        for namespace, by_room in rooms.items():
+            metrics.ROOMS.labels(replica, namespace).set(sum(1 for r in by_room if r and SEP in r))
+        queue = self.gw.delivery.queue
+        if queue is not None:
+            try:
+                declared = await queue.declare()
+                CONSUMER_LAG.labels("gateway", queue.name).set(declared.message_count or 0)
+            except Exception:
+                log.debug("presence.lag_sample_failed")
