@@ -111,3 +111,23 @@ class PresenceReporter:
                 CONSUMER_LAG.labels("gateway", queue.name).set(declared.message_count or 0)
             except Exception:
                 log.debug("presence.lag_sample_failed")
+
+
+# for other features: seed-003 `unido_conversacion.participantes_conectados` and `conversacionesActivas`
+async def connected_users(gw: Gateway, principal: Principal, user_ids: list[str]) -> list[str]:
+    """Which of `user_ids` (same tenant as `principal`) have a socket on any replica."""
+    if not user_ids:
+        return []
+    found = await gw.bus.call(principal, p.LOOKUP, {"userIds": user_ids[:500]})
+    return [uid for uid in user_ids if found.get(uid, {}).get("sockets")]
+
+
+async def track_conversation(gw: Gateway, conn: Connection, conversation_id: str, *, joined: bool) -> None:
+    """Count the socket in (or out of) a conversation for the seed-003 statistics; best effort."""
+    if conn.principal is None:
+        return
+    data = {"sid": conn.sid, "conversationId": conversation_id, "joined": joined}
+    try:
+        await gw.bus.send(conn.principal, p.TRACK_CONVERSATION, data)
+    except RelayError:
+        log.warning("presence.track_failed", conversation_id=conversation_id)
