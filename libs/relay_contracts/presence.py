@@ -37,6 +37,12 @@ ReplicaKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 EVERYONE_TENANT = "*"
 
 
+def liveness_key(instance: str) -> str:
+    """Redis hash incarnation → last heartbeat (epoch s). Gateways also write it directly, so a backlog
+    in the presence queue never makes a live replica look dead."""
+    return f"{instance}:presence:replicas"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -94,6 +94,8 @@ class PresenceReporter:
                     },
                 )
                 await self.gw.bus.send_envelope(envelope)
+                # also straight to Redis: liveness must not wait behind a backlog of presence commands
+                await self.gw.redis.hset(p.liveness_key(self.gw.settings.relay_instance), self.incarnation, time.time())
             except Exception:
                 log.warning("presence.heartbeat_failed")
             await self._sample()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from relay_contracts.presence import liveness_key
 
 from relay_presence.domain import OFFLINE, ONLINE, UserPresence
 
@@ -55,6 +56,7 @@ class PresenceStore:
     def __init__(self, redis: Redis, instance: str) -> None:
         self.redis = redis
         self.p = f"{instance}:presence"
+        self.liveness = liveness_key(instance)
 
     def _user_key(self, tenant: str, user_id: str) -> str:
         return f"{self.p}:user:{tenant}{SEP}{user_id}"
@@ -144,17 +146,17 @@ class PresenceStore:
         """Record a heartbeat; returns the previous incarnation of this replica id, if it changed."""
         previous = await self.redis.hget(f"{self.p}:boots", replica_id)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(f"{self.p}:replicas", incarnation, now)
+        pipe.hset(self.liveness, incarnation, now)
         pipe.hset(f"{self.p}:boots", replica_id, incarnation)
         await pipe.execute()
         return previous if previous and previous != incarnation else None
 
     async def touch_replica(self, incarnation: str, now: float) -> None:
         """Know a replica from its first socket, so it is reaped even if it dies before a heartbeat."""
-        await self.redis.hsetnx(f"{self.p}:replicas", incarnation, now)  # type: ignore[misc]
+        await self.redis.hsetnx(self.liveness, incarnation, now)  # type: ignore[misc]
 
     async def replicas(self) -> dict[str, float]:
-        return {k: float(v) for k, v in (await self.redis.hgetall(f"{self.p}:replicas")).items()}
+        return {k: float(v) for k, v in (await self.redis.hgetall(self.liveness)).items()}
 
     async def replica_sockets(self, incarnation: str) -> list[tuple[str, str, str]]:
         members = await self.redis.smembers(self.replica_key(incarnation))
@@ -162,7 +164,7 @@ class PresenceStore:
 
     async def forget_replica(self, incarnation: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hdel(f"{self.p}:replicas", incarnation)
+        pipe.hdel(self.liveness, incarnation)
         pipe.delete(self.replica_key(incarnation))
         await pipe.execute()
 
