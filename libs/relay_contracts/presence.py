@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 CONNECT = "presence.connect"
 DISCONNECT = "presence.disconnect"
 HEARTBEAT = "presence.heartbeat"
+SYNC = "presence.sync"
 ACTIVITY = "presence.activity"
 SET_STATUS = "presence.set_status"
 TRACK_CONVERSATION = "presence.track_conversation"
@@ -63,6 +64,21 @@ class Heartbeat(Strict):
     replica: ReplicaKey
     replicaId: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     sockets: int = Field(default=0, ge=0)
+
+
+class SyncedSocket(Strict):
+    sid: Sid
+    tenant: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    userId: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    namespace: str = "/"
+    user: dict[str, Any] = Field(default_factory=dict)
+
+
+class Sync(Strict):
+    """A replica's full list of authenticated sockets, sent when the service's count disagrees."""
+
+    replica: ReplicaKey
+    sockets: list[SyncedSocket]
 
 
 class Activity(Strict):

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from relay_devstack import Stack, StackConfig
 from relay_devstack.stack import free_port
 from relay_sdk import Emitter, RelayClient, RelaySocket
@@ -336,6 +337,22 @@ async def test_reconnecting_to_the_other_replica_within_grace_does_not_flap(open
     await asyncio.sleep(3)
     assert [e for e in watcher.received("user-disconnected") if e["user"]["userId"] == "flip"] == []
     assert await active_ids(watcher) == ["flip", "w"]
+
+
+async def test_presence_lost_in_redis_is_rebuilt_from_the_replicas(open_socket, tenant, pstack: Stack):
+    watcher = await open_socket("w", tenant, 0)
+    await open_socket("kept", tenant, 1)
+    await eventually(lambda: _equals(active_ids(watcher), ["kept", "w"]), what="two online")
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        # a Redis restart without persistence: every presence key is gone
+        keys = [k async for k in redis.scan_iter(f"{pstack.config.instance}:presence:*")]
+        await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+    assert await active_ids(watcher) == []
+    # the replicas' heartbeats notice the service knows none of their sockets and resync them
+    await eventually(lambda: _equals(active_ids(watcher), ["kept", "w"]), timeout=REAP_SECONDS * 2, what="resync")
 
 
 async def test_sigkilled_replica_leaves_no_ghosts(open_socket, tenant, pstack: Stack):

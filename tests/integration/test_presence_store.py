@@ -152,3 +152,21 @@ async def test_away_idle_and_conversation_counts(env):
     assert transitions(published)[-1] == ("ana", "away", 1)  # a chosen away sticks
     await h.disconnect(cmd(p.DISCONNECT, "ana", {"sid": "s1", "replica": "gw-a/1"}), deps)
     assert (await h.statistics(cmd(p.STATISTICS, "ana", {}), deps))["conversacionesActivas"] == 0
+
+
+async def test_resync_adds_lost_connects_and_drops_lost_disconnects(env):
+    deps, published, clock = env
+    await h.connect(connect("ana", "s1", "gw-a/1"), deps)  # later its disconnect is lost
+    beat = await h.heartbeat(cmd(p.HEARTBEAT, "x", {"replica": "gw-a/1", "replicaId": "gw-a", "sockets": 1}), deps)
+    assert beat == {"known": 1}
+    await h.disconnect(cmd(p.DISCONNECT, "old", {"sid": "s0", "replica": "gw-a/1"}), deps)  # tombstone
+    listed = [
+        {"sid": "s2", "tenant": "acme", "userId": "bo", "user": {"userId": "bo", "roles": ["agent"]}},
+        {"sid": "s0", "tenant": "acme", "userId": "old"},  # already gone: not resurrected
+    ]
+    result = await h.sync(cmd(p.SYNC, "x", {"replica": "gw-a/1", "sockets": listed}), deps)
+    assert result == {"added": 1, "removed": 1}
+    clock.now += 3
+    await h.sweep(deps, started_at=clock.now)
+    assert transitions(published) == [("ana", "online", 1), ("bo", "online", 2), ("ana", "offline", 1)]
+    assert (await h.stats(cmd(p.STATS, "x", {}), deps))["usersByRole"] == {"agent": 1}

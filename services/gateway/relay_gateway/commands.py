@@ -35,3 +35,6 @@ class CommandBus:
 
     async def send_envelope(self, envelope: Envelope) -> None:
         await self._rpc.send(envelope)
+
+    async def call_envelope(self, envelope: Envelope, *, timeout: float | None = None) -> Any:
+        return await self._rpc.call(envelope, timeout=timeout)

@@ -79,27 +79,47 @@ class PresenceReporter:
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.create_task(self._beat(), name="relay-presence-heartbeat")
 
+    def _envelope(self, command: str, data: dict[str, Any]) -> Envelope:
+        return Envelope(type=command, tenant="_", correlationId=new_correlation_id(), data=data)
+
     async def _beat(self) -> None:
         every = self.gw.settings.heartbeat_every
+        disagreed = 0
         while True:
             try:
-                envelope = Envelope(
-                    type=p.HEARTBEAT,
-                    tenant="_",
-                    correlationId=new_correlation_id(),
-                    data={
-                        "replica": self.incarnation,
-                        "replicaId": self.gw.settings.replica_id,
-                        "sockets": len(self.gw.connections),
-                    },
-                )
-                await self.gw.bus.send_envelope(envelope)
-                # also straight to Redis: liveness must not wait behind a backlog of presence commands
+                # straight to Redis: liveness must not wait behind a backlog of presence commands
                 await self.gw.redis.hset(p.liveness_key(self.gw.settings.relay_instance), self.incarnation, time.time())
+            except Exception:
+                log.warning("presence.liveness_write_failed")
+            try:
+                mine = [c for c in self.gw.connections.values() if c.principal is not None]
+                beat = {"replica": self.incarnation, "replicaId": self.gw.settings.replica_id, "sockets": len(mine)}
+                answer = await self.gw.bus.call_envelope(self._envelope(p.HEARTBEAT, beat), timeout=max(1.0, every))
+                # reports in flight explain one disagreement; two in a row mean one was lost: resync
+                disagreed = disagreed + 1 if answer.get("known") != len(mine) else 0
+                if disagreed >= 2:
+                    disagreed = 0
+                    await self.gw.bus.send_envelope(self._envelope(p.SYNC, self._snapshot(mine)))
             except Exception:
                 log.warning("presence.heartbeat_failed")
             await self._sample()
             await asyncio.sleep(every)
+
+    def _snapshot(self, conns: list[Connection]) -> dict[str, Any]:
+        sockets = []
+        for conn in conns:
+            principal = conn.principal
+            assert principal is not None
+            sockets.append(
+                {
+                    "sid": conn.sid,
+                    "tenant": principal.tenant,
+                    "userId": principal.user_id,
+                    "namespace": conn.namespace,
+                    "user": principal.public(),
+                }
+            )
+        return {"replica": self.incarnation, "sockets": sockets}
 
     async def _sample(self) -> None:
         replica = self.gw.settings.replica_id

@@ -80,17 +80,28 @@ async def connect(env: Envelope, deps: Deps) -> dict[str, Any]:
     user_id = _actor(env)
     if await deps.store.buried(cmd.sid):
         return {"ignored": True}  # its disconnect was handled first
-    now = deps.clock()
-    await deps.store.touch_replica(cmd.replica, now)
-    socket = domain.Socket(cmd.sid, cmd.replica, cmd.namespace, now)
-    state = await update_user(
-        deps,
-        env.tenant,
-        user_id,
-        lambda s: s.connect(socket, cmd.user, now),
-        correlation_id=env.correlationId,
+    await deps.store.touch_replica(cmd.replica, deps.clock())
+    state = await _add_socket(
+        deps, env.tenant, user_id, cmd.sid, cmd.replica, cmd.namespace, cmd.user, env.correlationId
     )
     return {"status": state.status, "sockets": len(state.sockets)}
+
+
+async def _add_socket(
+    deps: Deps,
+    tenant: str,
+    user_id: str,
+    sid: str,
+    replica: str,
+    namespace: str,
+    user: dict[str, Any],
+    correlation_id: str,
+) -> domain.UserPresence:
+    now = deps.clock()
+    socket = domain.Socket(sid, replica, namespace, now)
+    return await update_user(
+        deps, tenant, user_id, lambda s: s.connect(socket, user, now), correlation_id=correlation_id
+    )
 
 
 async def disconnect(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -116,7 +127,27 @@ async def heartbeat(env: Envelope, deps: Deps) -> dict[str, Any]:
     if previous is not None:
         # the replica restarted: its previous incarnation's sockets are gone for sure
         await reap_replica(deps, previous, reason="restarted")
-    return {"ok": True}
+    return {"known": len(await deps.store.replica_sockets(cmd.replica))}
+
+
+async def sync(env: Envelope, deps: Deps) -> dict[str, Any]:
+    """Make the service's view of one replica match the replica's own list (lost or stale reports)."""
+    cmd = p.Sync.model_validate(env.data)
+    listed = {(s.tenant, s.userId, s.sid): s for s in cmd.sockets}
+    known = set(await deps.store.replica_sockets(cmd.replica))
+    added = removed = 0
+    for tenant, user_id, sid in known - set(listed):
+        await _drop_socket(deps, tenant, user_id, sid, env.correlationId)
+        removed += 1
+    for key in set(listed) - known:
+        s = listed[key]
+        if await deps.store.buried(s.sid):
+            continue
+        await _add_socket(deps, s.tenant, s.userId, s.sid, cmd.replica, s.namespace, s.user, env.correlationId)
+        added += 1
+    if added or removed:
+        log.warning("presence.replica_resynced", replica=cmd.replica, added=added, removed=removed)
+    return {"added": added, "removed": removed}
 
 
 async def activity(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -207,6 +238,7 @@ HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
     p.CONNECT: connect,
     p.DISCONNECT: disconnect,
     p.HEARTBEAT: heartbeat,
+    p.SYNC: sync,
     p.ACTIVITY: activity,
     p.SET_STATUS: set_status,
     p.TRACK_CONVERSATION: track_conversation,
