@@ -164,9 +164,16 @@ async def test_resync_adds_lost_connects_and_drops_lost_disconnects(env):
         {"sid": "s2", "tenant": "acme", "userId": "bo", "user": {"userId": "bo", "roles": ["agent"]}},
         {"sid": "s0", "tenant": "acme", "userId": "old"},  # already gone: not resurrected
     ]
+    clock.now += 10
+    await h.connect(connect("cy", "s3", "gw-a/1"), deps)  # connected after the replica took its list
     result = await h.sync(cmd(p.SYNC, "x", {"replica": "gw-a/1", "sockets": listed}), deps)
     assert result == {"added": 1, "removed": 1}
     clock.now += 3
     await h.sweep(deps, started_at=clock.now)
-    assert transitions(published) == [("ana", "online", 1), ("bo", "online", 2), ("ana", "offline", 1)]
-    assert (await h.stats(cmd(p.STATS, "x", {}), deps))["usersByRole"] == {"agent": 1}
+    assert transitions(published) == [
+        ("ana", "online", 1),
+        ("cy", "online", 2),
+        ("bo", "online", 3),
+        ("ana", "offline", 2),
+    ]
+    assert (await h.stats(cmd(p.STATS, "x", {}), deps))["usersByRole"] == {"agent": 1, "admin": 1}

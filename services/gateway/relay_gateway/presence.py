@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from relay_auth import Principal
-from relay_contracts import Envelope, RelayError
+from relay_contracts import Envelope
 from relay_contracts import presence as p
 from relay_log import get_logger, new_correlation_id
 from relay_ops.metrics import CONSUMER_LAG
@@ -71,7 +71,7 @@ class PresenceReporter:
     async def _send(self, principal: Principal, command: str, data: dict[str, Any]) -> None:
         try:
             await self.gw.bus.send(principal, command, data)
-        except RelayError:
+        except Exception:
             # the presence service catches up from heartbeats and reaping; the socket itself is fine
             log.warning("presence.report_failed", command=command, user_id=principal.user_id)
 
@@ -151,5 +151,5 @@ async def track_conversation(gw: Gateway, conn: Connection, conversation_id: str
     data = {"sid": conn.sid, "conversationId": conversation_id, "joined": joined}
     try:
         await gw.bus.send(conn.principal, p.TRACK_CONVERSATION, data)
-    except RelayError:
+    except Exception:
         log.warning("presence.track_failed", conversation_id=conversation_id)

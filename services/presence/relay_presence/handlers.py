@@ -22,6 +22,7 @@ from relay_presence.metrics import REAPED, TRANSITIONS
 
 log = get_logger(__name__)
 
+SYNC_SETTLE_SECONDS = 5.0
 Publish = Callable[[str, Envelope], Awaitable[None]]
 Update = Callable[[domain.UserPresence], domain.Change | None]
 
@@ -110,8 +111,11 @@ async def disconnect(env: Envelope, deps: Deps) -> dict[str, Any]:
     return {"status": state.status, "sockets": len(state.sockets)}
 
 
-async def _drop_socket(deps: Deps, tenant: str, user_id: str, sid: str, correlation_id: str) -> domain.UserPresence:
-    await deps.store.bury(sid)
+async def _drop_socket(
+    deps: Deps, tenant: str, user_id: str, sid: str, correlation_id: str, *, bury: bool = True
+) -> domain.UserPresence:
+    if bury:
+        await deps.store.bury(sid)
     now = deps.clock()
 
     def drop(s: domain.UserPresence) -> domain.Change | None:
@@ -137,7 +141,10 @@ async def sync(env: Envelope, deps: Deps) -> dict[str, Any]:
     known = set(await deps.store.replica_sockets(cmd.replica))
     added = removed = 0
     for tenant, user_id, sid in known - set(listed):
-        await _drop_socket(deps, tenant, user_id, sid, env.correlationId)
+        # a socket that connected after the replica took its list is not in it: leave recent ones alone
+        if await deps.store.socket_age(tenant, user_id, sid, deps.clock()) < SYNC_SETTLE_SECONDS:
+            continue
+        await _drop_socket(deps, tenant, user_id, sid, env.correlationId, bury=False)
         removed += 1
     for key in set(listed) - known:
         s = listed[key]

@@ -162,6 +162,11 @@ class PresenceStore:
         members = await self.redis.smembers(self.replica_key(incarnation))
         return [tuple(m.split(SEP, 2)) for m in members]  # type: ignore[misc]
 
+    async def socket_age(self, tenant: str, user_id: str, sid: str, now: float) -> float:
+        state, _ = await self.load(tenant, user_id)
+        socket = state.sockets.get(sid)
+        return now - socket.connected_at if socket else float("inf")
+
     async def forget_replica(self, incarnation: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(self.liveness, incarnation)
