@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from relay_gateway.rest.edge import caller, gateway, read_body
+from relay_gateway.rest.edge import caller, documented, gateway, read_body
 from relay_gateway.rooms import role_room, scoped, tenant_room, user_room
 from relay_gateway.sockets.users import check_text, emit_everywhere, require_online
 
@@ -42,6 +42,7 @@ async def _admin(request: Request) -> Principal:
 
 
 async def active_users(request: Request) -> JSONResponse:
+    """Active users of the caller's tenant with their stats: `{users, count, stats}`."""
     principal = await caller(request)
     gw = gateway(request)
     users = await gw.bus.call(principal, p.ACTIVE_USERS, {})
@@ -50,6 +51,7 @@ async def active_users(request: Request) -> JSONResponse:
 
 
 async def users_stats(request: Request) -> JSONResponse:
+    """seed-002 stats: `{totalUsers, totalSockets, usersByRole, connectionTimes}`."""
     principal = await caller(request)
     return JSONResponse(await gateway(request).bus.call(principal, p.STATS, {}))
 
@@ -63,7 +65,9 @@ def _notification(principal: Principal, body: Notify, gw: Any) -> dict[str, Any]
     }
 
 
+@documented(body=NotifyUser)
 async def send_notification(request: Request) -> JSONResponse:
+    """Admin: `notification` to every socket of one user (404 when offline)."""
     principal = await _admin(request)
     gw = gateway(request)
     body = await read_body(request, NotifyUser, max_bytes=MAX_BODY)
@@ -73,7 +77,9 @@ async def send_notification(request: Request) -> JSONResponse:
     return JSONResponse({"success": True, "message": f"Notification sent to user {body.userId}", **payload})
 
 
+@documented(body=Notify)
 async def broadcast(request: Request) -> JSONResponse:
+    """Admin: `broadcast-notification` to every socket of the tenant."""
     principal = await _admin(request)
     gw = gateway(request)
     body = await read_body(request, Notify, max_bytes=MAX_BODY)
@@ -82,7 +88,9 @@ async def broadcast(request: Request) -> JSONResponse:
     return JSONResponse({"success": True, "message": "Broadcast sent", **payload})
 
 
+@documented(body=NotifyRole)
 async def send_to_role(request: Request) -> JSONResponse:
+    """Admin: `role-notification` to the tenant's sockets whose user has the role (case-insensitive)."""
     principal = await _admin(request)
     gw = gateway(request)
     body = await read_body(request, NotifyRole, max_bytes=MAX_BODY)
@@ -92,12 +100,14 @@ async def send_to_role(request: Request) -> JSONResponse:
 
 
 async def mensajeria_test(_: Request) -> JSONResponse:
+    """seed-003 liveness check of the messaging API (no authentication)."""
     return JSONResponse(
         {"success": True, "message": "API de mensajería funcionando correctamente", "timestamp": utcnow_iso()}
     )
 
 
 async def mensajeria_statistics(request: Request) -> JSONResponse:
+    """seed-003 statistics: `{usuariosConectados, conversacionesActivas, totalSockets, timestamp}`."""
     principal = await caller(request)
     return JSONResponse(await gateway(request).bus.call(principal, p.STATISTICS, {}))
 

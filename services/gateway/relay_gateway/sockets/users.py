@@ -97,6 +97,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("get-active-users")
     async def get_active_users(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
+        """Users online or away in the caller's tenant, on every replica: `active-users {users, count}`."""
         assert conn.principal is not None
         body = await gw.bus.call(conn.principal, p.ACTIVE_USERS, {})
         await gw.sio.emit("active-users", body, to=conn.sid, namespace=NAMESPACE)
@@ -104,6 +105,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("get-users-stats")
     async def get_users_stats(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
+        """Tenant totals, users per role and connection times: `users-stats`."""
         assert conn.principal is not None
         body = await gw.bus.call(conn.principal, p.STATS, {})
         await gw.sio.emit("users-stats", body, to=conn.sid, namespace=NAMESPACE)
@@ -111,6 +113,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("send-message", SendMessage)
     async def send_message(gw: Gateway, conn: Connection, msg: SendMessage) -> dict[str, Any]:
+        """`broadcast-message` to the tenant, or `private-message` to every socket of `to` (`NOT_FOUND` if offline)."""
         principal = conn.principal
         assert principal is not None
         body = {"from": principal.public(), "message": check_text(gw, msg.message), "timestamp": utcnow_iso()}
@@ -125,6 +128,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("join-room", RoomRef)
     async def join_room(gw: Gateway, conn: Connection, ref: RoomRef) -> dict[str, Any]:
+        """Join a free room (reserved prefixes refused): `joined-room`, and `user-joined-room` to its members."""
         principal, name, room = free_room_of(conn, ref.room)
         joined = [
             r for r in gw.sio.rooms(conn.sid, namespace=NAMESPACE) if r.startswith(scoped(principal.tenant, "room:"))
@@ -146,6 +150,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("leave-room", RoomRef)
     async def leave_room(gw: Gateway, conn: Connection, ref: RoomRef) -> dict[str, Any]:
+        """Leave a free room: `left-room`, and `user-left-room` to its members."""
         principal, name, room = free_room_of(conn, ref.room)
         if room in gw.sio.rooms(conn.sid, namespace=NAMESPACE):
             await gw.sio.leave_room(conn.sid, room, namespace=NAMESPACE)
@@ -158,6 +163,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("room-message", RoomMessage)
     async def room_message(gw: Gateway, conn: Connection, msg: RoomMessage) -> dict[str, Any]:
+        """`room-message` to the members of a free room the caller has joined, on every replica."""
         principal, name, room = free_room_of(conn, msg.room)
         if room not in gw.sio.rooms(conn.sid, namespace=NAMESPACE):
             raise RelayError(ErrorCode.PERMISSION_DENIED, f"join room '{name}' before sending to it", field="room")
@@ -172,6 +178,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("presence:set", SetStatus)
     async def presence_set(gw: Gateway, conn: Connection, cmd: SetStatus) -> dict[str, Any]:
+        """Say you are `away` (sticky) or back `online`; announced to the tenant once."""
         assert conn.principal is not None
         body = await gw.bus.call(conn.principal, p.SET_STATUS, {"status": cmd.status})
         await gw.sio.emit("presence:status", body, to=conn.sid, namespace=NAMESPACE)
