@@ -50,7 +50,12 @@ def cmd(type_: str, user: str, data: dict, tenant: str = "acme") -> Envelope:
 
 
 def connect(user: str, sid: str, replica: str, tenant: str = "acme") -> Envelope:
-    return cmd(p.CONNECT, user, {"sid": sid, "replica": replica, "user": {"userId": user, "roles": ["admin"]}}, tenant)
+    return cmd(
+        p.CONNECT,
+        user,
+        {"sid": sid, "replica": replica, "user": {"userId": user, "roles": ["admin"], "email": f"{user}@x.io"}},
+        tenant,
+    )
 
 
 def transitions(published: list[tuple[str, Envelope]]) -> list[tuple[str, str, int]]:
@@ -64,6 +69,7 @@ async def test_three_tabs_on_two_replicas_announce_once_each_way(env):
     await h.connect(connect("ana", "s3", "gw-b/1"), deps)
     assert transitions(published) == [("ana", "online", 1)]
     assert published[0][0] == "acme.tenant._.presence.changed"
+    assert published[0][1].data["user"] == {"userId": "ana", "roles": ["admin"]}  # no email to the tenant
     for sid, replica in (("s1", "gw-a/1"), ("s3", "gw-b/1")):
         await h.disconnect(cmd(p.DISCONNECT, "ana", {"sid": sid, "replica": replica}), deps)
     clock.now += 10

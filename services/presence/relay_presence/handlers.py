@@ -61,7 +61,8 @@ async def announce(deps: Deps, state: domain.UserPresence, change: domain.Change
     count = await deps.store.active_count(state.tenant)
     data = {
         "userId": state.user_id,
-        "user": {**state.user, "userId": state.user_id},
+        # announced to every socket of the tenant (visitors included): no email address in it
+        "user": {**{k: v for k, v in state.user.items() if k != "email"}, "userId": state.user_id},
         "status": change.status,
         "previous": change.previous,
         "online": change.status != domain.OFFLINE,
