@@ -355,6 +355,20 @@ async def test_presence_lost_in_redis_is_rebuilt_from_the_replicas(open_socket, 
     await eventually(lambda: _equals(active_ids(watcher), ["kept", "w"]), timeout=REAP_SECONDS * 2, what="resync")
 
 
+async def test_presence_service_death_delays_presence_but_loses_nothing(open_socket, tenant, pstack: Stack):
+    watcher = await open_socket("w", tenant, 0)
+    await eventually(lambda: _equals(active_ids(watcher), ["w"]), what="watcher online")
+    pstack.kill("presence")
+    late = await open_socket("late", tenant, 1)  # handshakes do not depend on the presence service
+    refused = await watcher.call("get-active-users")
+    assert refused["success"] is False and refused["error"]["code"] == "UNAVAILABLE"
+    pstack.start_service("presence")
+    # the connect report waited in the durable queue
+    await watcher.wait_for("user-connected", about("late"), timeout=15)
+    assert await active_ids(watcher) == ["late", "w"]
+    assert late.sid
+
+
 async def test_sigkilled_replica_leaves_no_ghosts(open_socket, tenant, pstack: Stack):
     watcher = await open_socket("w", tenant, 0)
     ghost = await open_socket("ghost", tenant, 1)
