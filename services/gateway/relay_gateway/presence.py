@@ -27,6 +27,11 @@ log = get_logger(__name__)
 QUIET_EVENTS = frozenset({"presence:set", "ping", "health-check", "get-active-users", "get-users-stats"})
 
 
+def shown_user(principal: Principal) -> dict[str, Any]:
+    """The user as other users see them (presence, `from`): the public user without the email address."""
+    return {k: v for k, v in principal.public().items() if k != "email"}
+
+
 class PresenceReporter:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -47,7 +52,12 @@ class PresenceReporter:
             await gw.sio.enter_room(conn.sid, scoped(principal.tenant, role_room(role)), namespace=conn.namespace)
         await gw.sio.enter_room(conn.sid, scoped(p.EVERYONE_TENANT, EVERYONE), namespace=conn.namespace)
         self._ensure_heartbeat()
-        data = {"sid": conn.sid, "replica": self.incarnation, "namespace": conn.namespace, "user": principal.public()}
+        data = {
+            "sid": conn.sid,
+            "replica": self.incarnation,
+            "namespace": conn.namespace,
+            "user": shown_user(principal),
+        }
         await self._send(principal, p.CONNECT, data)
 
     async def disconnected(self, gw: Gateway, conn: Connection) -> None:
@@ -116,7 +126,7 @@ class PresenceReporter:
                     "tenant": principal.tenant,
                     "userId": principal.user_id,
                     "namespace": conn.namespace,
-                    "user": principal.public(),
+                    "user": shown_user(principal),
                 }
             )
         return {"replica": self.incarnation, "sockets": sockets}

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from relay_gateway.rest.edge import caller, documented, gateway, read_body
 from relay_gateway.rooms import role_room, scoped, tenant_room, user_room
-from relay_gateway.sockets.users import check_text, emit_everywhere, require_online
+from relay_gateway.sockets.users import check_text, emit_everywhere, require_online, sender
 
 MAX_BODY = 64 * 1024
 NotificationType = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
@@ -58,7 +58,7 @@ async def users_stats(request: Request) -> JSONResponse:
 
 def _notification(principal: Principal, body: Notify, gw: Any) -> dict[str, Any]:
     return {
-        "from": principal.public(),
+        "from": sender(principal),
         "message": check_text(gw, body.message),
         "type": body.type,
         "timestamp": utcnow_iso(),

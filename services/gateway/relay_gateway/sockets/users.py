@@ -17,6 +17,7 @@ from relay_contracts import presence as p
 from relay_gateway import metrics
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.presence import PresenceReporter
+from relay_gateway.presence import shown_user as sender
 from relay_gateway.rooms import free_room, scoped, tenant_room, user_room
 from relay_gateway.sockets.router import SocketRouter
 
@@ -116,7 +117,7 @@ def register(router: SocketRouter) -> None:
         """`broadcast-message` to the tenant, or `private-message` to every socket of `to` (`NOT_FOUND` if offline)."""
         principal = conn.principal
         assert principal is not None
-        body = {"from": principal.public(), "message": check_text(gw, msg.message), "timestamp": utcnow_iso()}
+        body = {"from": sender(principal), "message": check_text(gw, msg.message), "timestamp": utcnow_iso()}
         if msg.to is None:
             await emit_everywhere(gw, "broadcast-message", body, scoped(principal.tenant, tenant_room()))
             return {"success": True, "type": "broadcast", **body}
@@ -134,13 +135,15 @@ def register(router: SocketRouter) -> None:
             r for r in gw.sio.rooms(conn.sid, namespace=NAMESPACE) if r.startswith(scoped(principal.tenant, "room:"))
         ]
         if room not in joined and len(joined) >= MAX_FREE_ROOMS_PER_SOCKET:
-            raise RelayError(ErrorCode.RATE_LIMITED, f"at most {MAX_FREE_ROOMS_PER_SOCKET} rooms per connection")
+            raise RelayError(
+                ErrorCode.PERMISSION_DENIED, f"at most {MAX_FREE_ROOMS_PER_SOCKET} rooms per connection", field="room"
+            )
         await gw.sio.enter_room(conn.sid, room, namespace=NAMESPACE)
         now = utcnow_iso()
         await emit_everywhere(
             gw,
             "user-joined-room",
-            {"user": principal.public(), "room": name, "timestamp": now},
+            {"user": sender(principal), "room": name, "timestamp": now},
             room,
             skip_sid=conn.sid,
         )
@@ -155,7 +158,7 @@ def register(router: SocketRouter) -> None:
         if room in gw.sio.rooms(conn.sid, namespace=NAMESPACE):
             await gw.sio.leave_room(conn.sid, room, namespace=NAMESPACE)
             await emit_everywhere(
-                gw, "user-left-room", {"user": principal.public(), "room": name, "timestamp": utcnow_iso()}, room
+                gw, "user-left-room", {"user": sender(principal), "room": name, "timestamp": utcnow_iso()}, room
             )
         body = {"room": name, "message": f"Left room {name}"}
         await gw.sio.emit("left-room", body, to=conn.sid, namespace=NAMESPACE)
@@ -168,7 +171,7 @@ def register(router: SocketRouter) -> None:
         if room not in gw.sio.rooms(conn.sid, namespace=NAMESPACE):
             raise RelayError(ErrorCode.PERMISSION_DENIED, f"join room '{name}' before sending to it", field="room")
         body = {
-            "from": principal.public(),
+            "from": sender(principal),
             "message": check_text(gw, msg.message),
             "room": name,
             "timestamp": utcnow_iso(),
