@@ -349,3 +349,47 @@ async def test_tenants_sharing_a_conversation_id_never_see_each_other(client_fac
     finally:
         await a.close()
         await g.close()
+
+
+async def test_agregar_reaccion_reaches_the_conversation_once_and_only_readers_react(client_factory, mint, gateways):
+    ana, beto, zoe = uid("ana"), uid("beto"), uid("zoe")
+    rest = client_factory(mint(ana, "cliente"), 0)
+    cid = (await create(rest, [{"usuario": beto, "rol": "experto"}]))["conversacionId"]
+    a = await seed_socket(gateways[0], ana, mint(ana, "cliente"))
+    b = await seed_socket(gateways[1], beto, mint(beto, "experto"))
+    z = await seed_socket(gateways[1], zoe, mint(zoe, "cliente"))
+    try:
+        for sock in (a, b):
+            await sock.call("unirse_conversacion", {"conversacionId": cid})
+        sent = await a.call("enviar_mensaje", {"conversacionId": cid, "contenido": {"texto": "¿te gusta?"}})
+        # the seed's payload names only the message
+        ack = await b.call("agregar_reaccion", {"mensajeId": sent["mensajeId"], "tipo": "love"})
+        assert ack["success"] is True and ack["conversacionId"] == cid
+        assert ack["reacciones"] == [{"usuario": beto, "tipo": "love"}]
+        got = await a.wait_for("reaccion_agregada")
+        assert got["mensajeId"] == sent["mensajeId"] and got["usuarioId"] == beto and got["tipo"] == "love"
+        assert got["reacciones"] == [{"usuario": beto, "tipo": "love"}]
+        await a.call("agregar_reaccion", {"mensajeId": sent["mensajeId"], "tipo": "like", "conversacionId": cid})
+        both = await b.wait_for("reaccion_agregada", count=2)
+        assert both[1]["reacciones"] == [{"usuario": beto, "tipo": "love"}, {"usuario": ana, "tipo": "like"}]
+        # the same reaction again changes nothing and announces nothing
+        assert (await b.call("agregar_reaccion", {"mensajeId": sent["mensajeId"], "tipo": "love"}))["success"]
+        for bad in ({"mensajeId": sent["mensajeId"]}, {"mensajeId": sent["mensajeId"], "tipo": "angry"}):
+            assert (await b.call("agregar_reaccion", bad))["error"]["code"] == "VALIDATION_ERROR"
+        # a stranger can neither react nor learn the message exists
+        denied = await z.call("agregar_reaccion", {"mensajeId": sent["mensajeId"], "tipo": "sad"})
+        assert denied["error"]["code"] == "NOT_FOUND"
+        denied = await z.call(
+            "agregar_reaccion", {"mensajeId": sent["mensajeId"], "tipo": "sad", "conversacionId": cid}
+        )
+        assert denied["error"]["code"] in {"PERMISSION_DENIED", "NOT_FOUND"}
+        await asyncio.sleep(0.5)
+        assert len(a.received("reaccion_agregada")) == 2 and len(b.received("reaccion_agregada")) == 2
+        history = await rest.get(f"/api/mensajeria/conversaciones/{cid}/mensajes")
+        assert history["mensajes"][0]["reacciones"] == [
+            {"usuario": beto, "tipo": "love"},
+            {"usuario": ana, "tipo": "like"},
+        ]
+    finally:
+        for sock in (a, b, z):
+            await sock.close()

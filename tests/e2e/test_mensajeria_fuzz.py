@@ -21,6 +21,7 @@ EVENTS = {
     "enviar_mensaje": ["conversacionId", "contenido", "tipo", "respuestaA", "prioridad", "clientMessageId"],
     "marcar_leido": ["conversacionId", "mensajeId"],
     "escribiendo": ["conversacionId", "escribiendo"],
+    "agregar_reaccion": ["mensajeId", "tipo", "conversacionId"],
 }
 
 scalars = st.one_of(
@@ -94,7 +95,8 @@ async def test_malformed_payloads_change_nothing_and_connection_survives(client_
         assert (await rest.get(f"/api/mensajeria/conversaciones/{cid}/mensajes"))["mensajes"] == []
         after = await rest.get(f"/api/mensajeria/conversaciones/{cid}")
         assert after["conversacion"]["participantes"] == seeded["conversacion"]["participantes"]
-        assert watcher.received("nuevo_mensaje") == [] and watcher.received("mensaje_leido") == []
+        for event in ("nuevo_mensaje", "mensaje_leido", "reaccion_agregada"):
+            assert watcher.received(event) == [], event
     finally:
         await sock.close()
         await watcher.close()

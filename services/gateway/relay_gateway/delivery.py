@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import socketio
@@ -20,6 +21,10 @@ from relay_gateway.interest import Interest
 from relay_gateway.rooms import scoped
 
 log = get_logger(__name__)
+
+# relay.emit to a role, any room, or everyone is rare: every replica takes all of them and emits to
+# whichever local sockets are in the target room
+EMIT_EVERYWHERE = ("*.all.#", "*.role.#", "*.room.#")
 
 
 class RecentIds:
@@ -49,22 +54,34 @@ class EventDelivery:
         self._queue: AbstractQueue | None = None
         self._task: asyncio.Task[None] | None = None
         self.interest = Interest(self._bind, self._unbind)
+        # features that act on an event locally besides rendering it (e.g. move a new member's sockets into a room)
+        self.listeners: list[Callable[[Envelope], Awaitable[None]]] = []
 
     async def start(self) -> None:
         assert self._broker.channel is not None
         self._queue = await self._broker.channel.declare_queue(
             f"{self._broker.topology.prefix}.gateway.{self._replica_id}", exclusive=True, auto_delete=True
         )
+        emit = self._broker.exchanges[self._broker.topology.emit]
+        for pattern in EMIT_EVERYWHERE:
+            await self._queue.bind(emit, pattern)
         self._task = asyncio.create_task(self._consume(), name="relay-event-delivery")
+
+    @property
+    def queue(self) -> AbstractQueue | None:
+        return self._queue
 
     async def _bind(self, pattern: str) -> None:
         assert self._queue is not None
         await self._queue.bind(self._broker.exchanges[self._broker.topology.events], pattern)
+        # relay.emit targets users and tenants with the same keys: the same interest covers both
+        await self._queue.bind(self._broker.exchanges[self._broker.topology.emit], pattern)
         metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()) + 1)
 
     async def _unbind(self, pattern: str) -> None:
         assert self._queue is not None
         await self._queue.unbind(self._broker.exchanges[self._broker.topology.events], pattern)
+        await self._queue.unbind(self._broker.exchanges[self._broker.topology.emit], pattern)
         metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()))
 
     @property
@@ -94,12 +111,17 @@ class EventDelivery:
             return
         with bound_contextvars(correlation_id=envelope.correlationId, tenant=envelope.tenant, event_id=envelope.id):
             for d in render(self._table, envelope):
-                await self._sio.emit(
-                    d.event, d.payload, room=scoped(envelope.tenant, d.room), namespace=d.namespace, ignore_queue=True
+                room = (
+                    scoped(envelope.tenant, d.room)
+                    if isinstance(d.room, str)
+                    else [scoped(envelope.tenant, r) for r in d.room]
                 )
+                await self._sio.emit(d.event, d.payload, room=room, namespace=d.namespace, ignore_queue=True)
                 metrics.EVENTS_OUT.labels(d.namespace, d.event).inc()
                 log.debug("delivery.emitted", wire_event=d.event, room=d.room)
             metrics.DELIVERY_SECONDS.observe(max(0.0, time.time() - _epoch(envelope.occurredAt)))
+            for listener in self.listeners:
+                await listener(envelope)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -77,6 +77,12 @@ class MarcarLeido(Wire):
     mensajeId: m.Id | None = None
 
 
+class AgregarReaccion(Wire):
+    mensajeId: m.Id
+    tipo: Literal["like", "love", "laugh", "surprise", "sad"]
+    conversacionId: m.Id | None = None  # seed-003 names only the message; Relay finds its conversation
+
+
 class Escribiendo(Wire):
     conversacionId: m.Id
     escribiendo: bool = True
@@ -240,6 +246,23 @@ def register(router: SocketRouter) -> None:
             raise RelayError(ErrorCode.PERMISSION_DENIED, "join the conversation first", field="conversacionId")
         await typing.set(conn, body.conversacionId, body.escribiendo)
         return {"success": True, "conversacionId": body.conversacionId, "escribiendo": body.escribiendo}
+
+    @router.on("agregar_reaccion", AgregarReaccion)
+    async def agregar_reaccion(gw: Gateway, conn: Connection, body: AgregarReaccion) -> dict[str, Any]:
+        """React (`like`, `love`, `laugh`, `surprise`, `sad`) to a message; the room gets `reaccion_agregada`."""
+        principal = _principal(conn)
+        cid = body.conversacionId
+        if cid is None:
+            cid = (await gw.bus.call(principal, m.LOCATE_MESSAGE, {"messageId": body.mensajeId}))["conversationId"]
+        data = {"conversationId": cid, "messageId": body.mensajeId, "emoji": es.REACCION_EMOJI[body.tipo]}
+        result = await gw.bus.call(principal, m.REACT_MESSAGE, {**data, "action": "add"})
+        return {
+            "success": True,
+            "mensajeId": body.mensajeId,
+            "conversacionId": cid,
+            "tipo": body.tipo,
+            "reacciones": es.reacciones(result.get("reactions", [])),
+        }
 
     async def forget(gw: Gateway, conn: Connection) -> None:
         if conn.principal is not None:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from relay_contracts import ErrorCode, RelayError
 from relay_log import bound_contextvars, get_logger, new_correlation_id
+from relay_ops.metrics import ERRORS
 
 from relay_gateway import metrics
 from relay_gateway.context import Connection, Gateway
@@ -58,7 +59,10 @@ class SocketRouter:
         *,
         namespace: str = "/",
         authenticated: bool = True,
+        limit: str | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Register `fn` for `event`; `limit` names a rate-limit rule (ratelimit.py) each call counts against."""
+
         def register(fn: Handler) -> Handler:
             async def handle(sid: str, data: Any = None, *_: Any) -> dict[str, Any] | None:
                 metrics.EVENTS_IN.labels(namespace, event).inc()
@@ -75,6 +79,10 @@ class SocketRouter:
                     try:
                         if conn is None or (authenticated and principal is None):
                             raise RelayError(ErrorCode.AUTH_REQUIRED, f"authenticate before '{event}'")
+                        for hook in self.gw.on_activity:
+                            hook(self.gw, conn, event)
+                        if limit is not None:
+                            await self.gw.limit(limit, principal, fallback=sid)
                         payload = data
                         if model is not None:
                             if isinstance(data, dict):
@@ -98,6 +106,7 @@ class SocketRouter:
 
     async def _refuse(self, sid: str, namespace: str, error: RelayError) -> dict[str, Any]:
         log.info("socket.refused", code=error.code.value, reason=error.message)
+        ERRORS.labels("gateway", error.code.value).inc()
         body = {"code": error.code.value, "message": error.message, **error.details}
         if error.field:
             body["field"] = error.field
