@@ -137,7 +137,7 @@ def register(router: SocketRouter) -> None:
     online = ConversationPresence(gw.redis, gw.settings.relay_instance)
     typing = Typing(gw)
 
-    @router.on("autenticar", Autenticar, authenticated=False)
+    @router.on("autenticar", Autenticar, authenticated=False, limit="auth")
     async def autenticar(gw: Gateway, conn: Connection, body: Autenticar) -> dict[str, Any]:
         """Late authentication: a valid token whose subject is `usuarioId`; answers `autenticado`."""
         try:
@@ -155,7 +155,7 @@ def register(router: SocketRouter) -> None:
         await gw.sio.emit("autenticado", {"success": True, **reply}, to=conn.sid, namespace=NAMESPACE)
         return {"success": True, **reply}
 
-    @router.on("unirse_conversacion", ConversacionRef)
+    @router.on("unirse_conversacion", ConversacionRef, limit="join")
     async def unirse(gw: Gateway, conn: Connection, ref: ConversacionRef) -> dict[str, Any]:
         """Join a conversation you may read; answers `unido_conversacion` with `participantes_conectados`."""
         principal = _principal(conn)
@@ -188,7 +188,7 @@ def register(router: SocketRouter) -> None:
             await gw.delivery.interest.remove(conn.sid, interest_pattern(principal.tenant, "conv", cid))
         return {"success": True, "conversacionId": cid, "timestamp": utcnow_iso()}
 
-    @router.on("enviar_mensaje", EnviarMensaje)
+    @router.on("enviar_mensaje", EnviarMensaje, limit="message")
     async def enviar(gw: Gateway, conn: Connection, body: EnviarMensaje) -> dict[str, Any]:
         """Send (needs `puedeEnviar`); answers `mensaje_enviado`, the room gets `nuevo_mensaje`."""
         principal = _principal(conn)
@@ -238,7 +238,7 @@ def register(router: SocketRouter) -> None:
             "fechaLectura": result["readAt"],
         }
 
-    @router.on("escribiendo", Escribiendo)
+    @router.on("escribiendo", Escribiendo, limit="typing")
     async def escribiendo(gw: Gateway, conn: Connection, body: Escribiendo) -> dict[str, Any]:
         """Typing on/off in a joined conversation; the others get `usuario_escribiendo` (expires after 5 s)."""
         principal = _principal(conn)
