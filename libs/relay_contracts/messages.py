@@ -18,6 +18,7 @@ SEND_MESSAGE = "message.send"
 GET_HISTORY = "message.history"
 LIST_CONVERSATIONS = "conversation.list"
 CLOSE_CONVERSATION = "conversation.close"
+LOCATE_MESSAGE = "message.locate"
 
 # event types
 MESSAGE_CREATED = "message.created"
@@ -25,7 +26,21 @@ CONVERSATION_CREATED = "conversation.created"
 CONVERSATION_STATUS_CHANGED = "conversation.status_changed"
 
 MessageType = Literal["text", "image", "file", "audio", "video"]
+# stored in English; dialects render their own words (seed-003 sends `alta`, `urgente`)
+Priority = Literal["normal", "high", "urgent"]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-:@.]+$")]
+
+
+# free-form extras a client attaches to a message (seed-003 `metadatos`): flat, small, storable as BSON
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+MetaValue = (
+    Annotated[str, StringConstraints(max_length=1000)]
+    | bool
+    | Annotated[int, Field(ge=-(2**53), le=2**53)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | None
+)
+Metadata = Annotated[dict[MetaKey, MetaValue], Field(max_length=32)]
 
 
 class Strict(BaseModel):
@@ -39,14 +54,37 @@ class Attachment(Strict):
     mimeType: Annotated[str, StringConstraints(min_length=3, max_length=127, pattern=r"^[\w.+-]+/[\w.+-]+$")]
 
 
+class Permissions(Strict):
+    """A participant's permissions; a field left None takes the role's default."""
+
+    canSend: bool | None = None
+    canDelete: bool | None = None
+    canModerate: bool | None = None
+
+
+class ParticipantSpec(Strict):
+    userId: Id
+    role: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z_\-]+$")] = "member"
+    permissions: Permissions | None = None  # None: the role's defaults
+
+
 class CreateConversation(Strict):
     conversationId: Id
     type: Literal["support", "direct", "group", "channel"] = "support"
     subject: Annotated[str, StringConstraints(max_length=200)] | None = None
+    # besides the creator (who is always a participant); seed-003 names roles and permissions
+    participants: tuple[ParticipantSpec, ...] = Field(default=(), max_length=500)
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
 class CheckAccess(Strict):
     conversationId: Id
+
+
+class LocateMessage(Strict):
+    """Which conversation a message is in (seed-003 names only the message when it reacts)."""
+
+    messageId: Id
 
 
 class SendMessage(Strict):
@@ -67,6 +105,8 @@ class SendMessage(Strict):
     links: tuple[Annotated[str, StringConstraints(min_length=1, max_length=2048)], ...] = Field(
         default=(), max_length=20
     )
+    priority: Priority = "normal"
+    metadata: Metadata | None = None
 
 
 class GetHistory(Strict):
@@ -80,6 +120,8 @@ class GetHistory(Strict):
 class ListConversations(Strict):
     status: Literal["PENDING", "IN_PROGRESS", "CLOSED"] | None = None
     type: Literal["support", "direct", "group", "channel"] | None = None
+    types: tuple[Literal["support", "direct", "group", "channel"], ...] | None = None
+    memberOnly: bool = False  # True: only where the caller is a participant (no support queue for agents)
 
 
 class CloseConversation(Strict):

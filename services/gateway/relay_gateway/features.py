@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from relay_gateway.dialects import channels as channels_dialect
+from relay_gateway.dialects import mensajeria as mensajeria_dialect
 from relay_gateway.dialects import orders as orders_dialect
 from relay_gateway.dialects import presence as presence_dialect
 from relay_gateway.dialects import support as support_dialect
@@ -10,11 +11,13 @@ from relay_gateway.feature import Feature
 from relay_gateway.rest import auth as auth_rest
 from relay_gateway.rest import channels as channels_rest
 from relay_gateway.rest import files as files_rest
+from relay_gateway.rest import mensajeria as mensajeria_rest
 from relay_gateway.rest import orders as orders_rest
 from relay_gateway.rest import support as support_rest
 from relay_gateway.rest import users as users_rest
 from relay_gateway.sockets import channels as channels_sockets
 from relay_gateway.sockets import expiry as expiry_sockets
+from relay_gateway.sockets import mensajeria as mensajeria_sockets
 from relay_gateway.sockets import orders as orders_sockets
 from relay_gateway.sockets import support as support_sockets
 from relay_gateway.sockets import users as users_sockets
@@ -33,4 +36,10 @@ FEATURES: list[Feature] = [
         namespaces=("/chat",),
     ),
     Feature("users", table=presence_dialect.TABLE, routes=users_rest.ROUTES, register=users_sockets.register),
+    Feature(
+        "mensajeria",
+        table=mensajeria_dialect.TABLE,
+        routes=mensajeria_rest.ROUTES,
+        register=mensajeria_sockets.register,
+    ),
 ]

@@ -63,3 +63,8 @@ def free_room(name: str) -> str:
 
 
 EVERYONE = "everyone"  # with tenant "*": every authenticated socket of every tenant (relay.emit scope all)
+
+
+def mensajeria_room(conversation_id: str) -> str:
+    # under the reserved `chat:` prefix, so the free-room API can never join it
+    return f"chat:{conversation_id}:mensajeria"

@@ -21,6 +21,8 @@ class GatewaySettings(RelaySettings):
     ws_permessage_deflate: bool = False
     ping_interval_seconds: float = 25.0
     ping_timeout_seconds: float = 20.0
+    # a credential-less socket on `/` must `autenticar` within this many seconds (SPEC §2)
+    auth_grace_seconds: float = Field(default=10.0, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from relay_auth.principal import AGENT_ROLES
 from relay_contracts.envelope import iso
+from relay_contracts.messages import ParticipantSpec
 
 SUPPORT = "support"
 PENDING, IN_PROGRESS, CLOSED = "PENDING", "IN_PROGRESS", "CLOSED"
@@ -36,6 +38,9 @@ def is_web_link(url: str) -> bool:
     return re.match(r"^https?://[^\s/]+", url) is not None
 
 
+MODERATOR_ROLES = frozenset({"moderador", "moderator", "admin"})
+
+
 def is_agent(roles: tuple[str, ...] | list[str]) -> bool:
     return any(r.lower() in AGENT_ROLES for r in roles)
 
@@ -45,6 +50,31 @@ def participant(conversation: dict[str, Any], user_id: str) -> dict[str, Any] | 
         if p.get("userId") == user_id:
             return dict(p)
     return None
+
+
+def default_permissions(role: str) -> dict[str, bool]:
+    """What a participant of `role` may do unless the conversation's creator says otherwise."""
+    moderator = role.lower() in MODERATOR_ROLES
+    return {"canSend": True, "canDelete": moderator, "canModerate": moderator}
+
+
+def member(user_id: str, role: str, at: datetime) -> dict[str, Any]:
+    """A participant entry with its role's default permissions."""
+    return {"userId": user_id, "role": role, "joinedAt": at, "permissions": default_permissions(role)}
+
+
+def build_participants(
+    creator: str, creator_role: str, specs: Iterable[ParticipantSpec], at: datetime
+) -> list[dict[str, Any]]:
+    """The creator first, then each listed user once (a later entry for the same user wins)."""
+    members: dict[str, dict[str, Any]] = {creator: member(creator, creator_role, at)}
+    for spec in specs:
+        role = spec.role.lower()
+        permissions = default_permissions(role)
+        if spec.permissions is not None:
+            permissions.update(spec.permissions.model_dump(exclude_none=True))
+        members[spec.userId] = {"userId": spec.userId, "role": role, "joinedAt": at, "permissions": permissions}
+    return list(members.values())
 
 
 def can_read(conversation: dict[str, Any], user_id: str, roles: tuple[str, ...]) -> bool:
@@ -90,7 +120,12 @@ def public_message(doc: dict[str, Any]) -> dict[str, Any]:
         "clientMessageId": doc.get("clientMessageId"),
         "replyTo": doc.get("replyTo"),
         "createdAt": iso(created) if isinstance(created, datetime) else created,
+        "priority": doc.get("priority", "normal"),
+        "deliveryState": doc.get("deliveryState", "sent"),
+        "reads": [{"userId": r["userId"], "at": _iso_or_none(r.get("at"))} for r in doc.get("reads", [])],
     }
+    if doc.get("metadata"):
+        out["metadata"] = dict(doc["metadata"])
     if doc.get("attachment"):
         out["attachment"] = dict(doc["attachment"])
     out.update(channel_fields(doc))
@@ -142,9 +177,12 @@ def public_conversation(
         "lastMessageAt": _iso_or_none(stats.get("lastMessageAt")),
         "createdAt": _iso_or_none(doc.get("createdAt")),
         "createdBy": doc.get("createdBy"),
+        "lastActivityAt": _iso_or_none(doc.get("lastActivityAt")),
     }
     if doc.get("name"):
         out["name"] = doc["name"]
+    if doc.get("description"):
+        out["description"] = doc["description"]
     if viewer is not None:
         out["unreadCount"] = int(stats.get("unread", {}).get(user_field(viewer), 0))
         # the agents' preview may be an internal note; everyone else sees the last public message
@@ -161,19 +199,17 @@ def _iso_or_none(value: Any) -> str | None:
 
 # --- channels (seed-000): moderation, threads, edits, reactions ------------------------------------------------------
 
-MODERATION_ROLES = frozenset({"moderador", "moderator", "admin"})
-
 
 def can_moderate(conversation: dict[str, Any], user_id: str, roles: tuple[str, ...]) -> bool:
     """A moderator of the tenant (role) or of this conversation (participant role or permission)."""
-    if any(r.lower() in MODERATION_ROLES for r in roles):
+    if any(r.lower() in MODERATOR_ROLES for r in roles):
         return True
     member = participant(conversation, user_id)
     if member is None:
         return False
     permissions = member.get("permissions") or {}
     return (
-        str(member.get("role", "")).lower() in MODERATION_ROLES
+        str(member.get("role", "")).lower() in MODERATOR_ROLES
         or bool(permissions.get("canModerate"))
         or bool(permissions.get("canDelete"))
     )

@@ -19,6 +19,7 @@ from relay_message.adapters.files import FileRepo
 from relay_message.adapters.repo import ConversationRepo, MessageRepo, SeqConflict
 
 Publish = Callable[[str, Envelope], Awaitable[None]]
+Handler = Callable[[Envelope, "Deps"], Awaitable[Any]]
 
 MAX_SEQ_RETRIES = 20
 
@@ -59,13 +60,15 @@ async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
         "subject": cmd.subject,
         "status": domain.PENDING if cmd.type == domain.SUPPORT else domain.IN_PROGRESS,
         "visibility": "members",
-        "participants": [_member(user, roles, now=now)],
+        "participants": domain.build_participants(user, _creator_role(roles), cmd.participants, now),
         "lastSeq": 0,
         "stats": {"totalMessages": 0, "lastMessageAt": None, "unread": {}},
         "createdAt": now,
         "lastActivityAt": now,
         "createdBy": user,
     }
+    if cmd.description:
+        doc["description"] = cmd.description
     if not await deps.conversations.insert(doc):
         raise RelayError(ErrorCode.CONFLICT, f"conversation {cmd.conversationId} already exists")
     public = domain.public_conversation(doc)
@@ -75,14 +78,10 @@ async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
     return public
 
 
-def _member(user: str, roles: tuple[str, ...], *, now: datetime) -> dict[str, Any]:
+def _creator_role(roles: tuple[str, ...]) -> str:
+    """The role a conversation's creator takes: an agent role when it has one."""
     agent_roles = [r for r in roles if domain.is_agent([r])]
-    return {
-        "userId": user,
-        "role": (agent_roles or list(roles) or ["member"])[0],
-        "joinedAt": now,
-        "permissions": {"canSend": True, "canDelete": False, "canModerate": False},
-    }
+    return (agent_roles or list(roles) or ["member"])[0]
 
 
 async def check_access(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -98,8 +97,10 @@ async def list_conversations(env: Envelope, deps: Deps) -> dict[str, Any]:
     user, roles = _actor(env)
     agent = domain.is_agent(roles)
     docs = await deps.conversations.list_for(
-        env.tenant, user, include_support_queue=agent, status=cmd.status, type_=cmd.type
+        env.tenant, user, include_support_queue=agent and not cmd.memberOnly, status=cmd.status, type_=cmd.type
     )
+    if cmd.types is not None:
+        docs = [d for d in docs if d.get("type") in cmd.types]
     return {"conversations": [domain.public_conversation(d, viewer=user, viewer_is_agent=agent) for d in docs]}
 
 
@@ -133,6 +134,8 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     if cmd.isInternal and not domain.is_agent(roles):
         raise RelayError(ErrorCode.PERMISSION_DENIED, "only agents write internal notes", field="isInternal")
     conversation = await _readable(deps, env, cmd.conversationId)
+    if cmd.replyTo and not await deps.messages.exists(env.tenant, cmd.conversationId, cmd.replyTo):
+        raise RelayError(ErrorCode.NOT_FOUND, f"message {cmd.replyTo} not found in this conversation", field="replyTo")
     await _check_references(deps, env, cmd)
     attachment = await _attachment(deps, env, cmd) if cmd.attachment is not None else None
 
@@ -155,7 +158,7 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     public = domain.public_message(doc)
     if domain.participant(conversation, user) is None and domain.is_agent(roles):
         # an agent who answers becomes a member: their own unread counts and chat list follow
-        member = _member(user, roles, now=doc["createdAt"])
+        member = domain.member(user, _creator_role(roles), doc["createdAt"])
         await deps.conversations.add_participant(env.tenant, cmd.conversationId, member)
     await deps.conversations.record_message(
         env.tenant,
@@ -228,6 +231,8 @@ async def _insert_with_next_seq(
             "mentions": list(dict.fromkeys(cmd.mentions)),
             "links": list(cmd.links),
             "thread": None,
+            "priority": cmd.priority,
+            "metadata": cmd.metadata,
             "clientMessageId": cmd.clientMessageId,
             "deliveryState": "sent",
             "reads": [],
@@ -306,7 +311,7 @@ async def get_history(env: Envelope, deps: Deps) -> dict[str, Any]:
     return {"messages": [domain.public_message(d) for d in docs], "hasMore": has_more}
 
 
-HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
+HANDLERS: dict[str, Handler] = {
     m.CREATE_CONVERSATION: create_conversation,
     m.CHECK_ACCESS: check_access,
     m.SEND_MESSAGE: send_message,

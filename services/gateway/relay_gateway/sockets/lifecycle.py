@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -19,6 +20,10 @@ from relay_gateway.sockets.router import SocketRouter
 
 log = get_logger(__name__)
 
+# namespaces where a socket may connect without credentials and authenticate late (`autenticar`)
+LATE_AUTH_NAMESPACES = frozenset({"/"})
+_grace_timers: set[asyncio.Task[None]] = set()
+
 
 async def attach_principal(gw: Gateway, conn: Connection, principal: Principal) -> None:
     """Make `conn` the principal's: personal and tenant rooms, and the events that target them."""
@@ -31,6 +36,17 @@ async def attach_principal(gw: Gateway, conn: Connection, principal: Principal) 
         await hook(gw, conn)
 
 
+async def _expire_if_anonymous(gw: Gateway, conn: Connection) -> None:
+    """Disconnect a socket that connected without credentials and never authenticated (SPEC §2)."""
+    await asyncio.sleep(gw.settings.auth_grace_seconds)
+    if gw.connections.get(conn.sid) is not conn or conn.principal is not None:
+        return
+    log.info("socket.auth_grace_expired", sid=conn.sid)
+    body = {"code": "AUTH_REQUIRED", "message": f"not authenticated within {gw.settings.auth_grace_seconds:g} s"}
+    await gw.sio.emit("error", body, to=conn.sid, namespace=conn.namespace)
+    await gw.sio.disconnect(conn.sid, namespace=conn.namespace)
+
+
 def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None:
     gw = router.gw
 
@@ -40,16 +56,28 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
             headers = environ_headers(environ)
             query = query_params(environ.get("QUERY_STRING", ""))
             try:
-                principal = await gw.auth.require(auth if isinstance(auth, dict) else None, headers, query)
+                # bad credentials are refused; none at all is allowed where late authentication is
+                principal = await gw.auth.from_parts(auth if isinstance(auth, dict) else None, headers, query)
+                if principal is None and namespace not in LATE_AUTH_NAMESPACES:
+                    principal = await gw.auth.require(None, headers, query)
             except AuthError as exc:
                 log.info("socket.refused_handshake", code=exc.code, reason=exc.message)
                 raise SioRefused({"code": exc.code, "message": exc.message}) from exc
             conn = Connection(sid=sid, namespace=namespace, principal=None)
             gw.connections[sid] = conn
-            await attach_principal(gw, conn, principal)
+            if principal is not None:
+                await attach_principal(gw, conn, principal)
+            else:
+                timer = asyncio.create_task(_expire_if_anonymous(gw, conn), name=f"relay-auth-grace-{sid}")
+                _grace_timers.add(timer)
+                timer.add_done_callback(_grace_timers.discard)
             metrics.CONNECTIONS.labels(gw.settings.replica_id, namespace).inc()
-            with bound_contextvars(sid=sid, user_id=principal.user_id, tenant=principal.tenant):
-                log.info("socket.connected", namespace=namespace)
+            with bound_contextvars(
+                sid=sid,
+                user_id=principal.user_id if principal else None,
+                tenant=principal.tenant if principal else None,
+            ):
+                log.info("socket.connected", namespace=namespace, anonymous=principal is None)
             await gw.sio.emit(
                 "welcome",
                 {"message": "Welcome to Relay", "clientId": sid, "timestamp": utcnow_iso()},
@@ -58,7 +86,7 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
             )
             await gw.sio.emit(
                 "connected",
-                {"message": "Connected", "user": principal.public(), "timestamp": utcnow_iso()},
+                {"message": "Connected", "user": principal.public() if principal else None, "timestamp": utcnow_iso()},
                 to=sid,
                 namespace=namespace,
             )
@@ -75,7 +103,17 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
                 metrics.CONNECTIONS.labels(gw.settings.replica_id, namespace).dec()
                 log.info("socket.disconnected", sid=sid, seconds=round(time.time() - conn.connected_at, 3))
 
+        async def unhandled(event: str, sid: str, *_: Any) -> dict[str, Any] | None:
+            # an event no feature handles: an anonymous socket still learns it must authenticate
+            conn = gw.connections.get(sid)
+            if conn is None or conn.principal is not None:
+                return None
+            body = {"code": "AUTH_REQUIRED", "message": f"authenticate before '{event[:64]}'"}
+            await gw.sio.emit("error", body, to=sid, namespace=conn.namespace)
+            return {"success": False, "error": body, "message": body["message"]}
+
         gw.sio.on("connect", connect, namespace=namespace)
+        gw.sio.on("*", unhandled, namespace=namespace)
         gw.sio.on("disconnect", disconnect, namespace=namespace)
 
     @router.on("health-check", authenticated=False)
@@ -91,4 +129,11 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
         message = data.get("message") if isinstance(data, dict) else None
         body = {"message": message if isinstance(message, str) else "", "echo": True, "timestamp": utcnow_iso()}
         await gw.sio.emit("test", body, to=conn.sid, namespace=conn.namespace)
+        return {"success": True, **body}
+
+    @router.on("ping", authenticated=False)
+    async def ping(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
+        """Keep-alive (seed-003); answers `pong {timestamp}`."""
+        body = {"timestamp": utcnow_iso()}
+        await gw.sio.emit("pong", body, to=conn.sid, namespace=conn.namespace)
         return {"success": True, **body}

@@ -106,6 +106,11 @@ class ConversationRepo:
         cursor = self._col.find(query).sort("lastActivityAt", DESCENDING).limit(500)
         return await cursor.to_list()
 
+    async def set_unread(self, tenant: str, conversation_id: str, user_id: str, count: int) -> None:
+        await self._col.update_one(
+            {"_id": conversation_key(tenant, conversation_id)}, {"$set": {f"stats.unread.{user_field(user_id)}": count}}
+        )
+
     async def add_participant(self, tenant: str, conversation_id: str, member: dict[str, Any]) -> dict[str, Any] | None:
         return await self._col.find_one_and_update(
             {"_id": conversation_key(tenant, conversation_id), "participants.userId": {"$ne": member["userId"]}},
@@ -169,6 +174,54 @@ class MessageRepo:
                 "clientMessageId": client_message_id,
             }
         )
+
+    async def exists(self, tenant: str, conversation_id: str, message_id: str) -> bool:
+        found = await self._col.find_one(
+            {"_id": message_id, "tenant": tenant, "conversationId": conversation_id, "deleted": {"$ne": True}},
+            {"_id": 1},
+        )
+        return found is not None
+
+    async def conversation_of(self, tenant: str, message_id: str) -> str | None:
+        found = await self._col.find_one({"_id": message_id, "tenant": tenant}, {"conversationId": 1})
+        return str(found["conversationId"]) if found else None
+
+    def _unread_by(self, tenant: str, conversation_id: str, reader: str, include_internal: bool) -> dict[str, Any]:
+        query: dict[str, Any] = {
+            "tenant": tenant,
+            "conversationId": conversation_id,
+            "senderId": {"$ne": reader},
+            "reads.userId": {"$ne": reader},
+            "deleted": {"$ne": True},
+        }
+        if not include_internal:
+            query["isInternal"] = {"$ne": True}
+        return query
+
+    async def mark_read(
+        self,
+        tenant: str,
+        conversation_id: str,
+        reader: str,
+        at: datetime,
+        *,
+        message_id: str | None,
+        include_internal: bool,
+    ) -> list[str]:
+        """Add `reader`'s receipt to one message or all they had not read; the ids that changed."""
+        query = self._unread_by(tenant, conversation_id, reader, include_internal)
+        if message_id is not None:
+            query["_id"] = message_id
+        ids = [d["_id"] for d in await self._col.find(query, {"_id": 1}).sort("seq", ASCENDING).to_list()]
+        if ids:
+            await self._col.update_many(
+                {**query, "_id": {"$in": ids}},
+                {"$push": {"reads": {"userId": reader, "at": at}}, "$set": {"deliveryState": "read"}},
+            )
+        return ids
+
+    async def unread_count(self, tenant: str, conversation_id: str, reader: str, *, include_internal: bool) -> int:
+        return int(await self._col.count_documents(self._unread_by(tenant, conversation_id, reader, include_internal)))
 
     async def last_seq(self, tenant: str, conversation_id: str) -> int:
         docs = (
