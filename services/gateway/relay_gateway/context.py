@@ -40,6 +40,8 @@ class Gateway:
     # and when an authenticated or anonymous connection goes away
     on_principal: list[ConnectionHook] = field(default_factory=list)
     on_disconnect: list[ConnectionHook] = field(default_factory=list)
+    # background work a feature runs while the replica is up (started by GatewayApp.start, cancelled at close)
+    on_start: list[Callable[[Gateway], Awaitable[None]]] = field(default_factory=list)
 
     def principal(self, sid: str) -> Principal | None:
         conn = self.connections.get(sid)

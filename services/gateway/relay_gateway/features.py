@@ -7,8 +7,10 @@ from relay_gateway.feature import Feature
 from relay_gateway.rest import auth as auth_rest
 from relay_gateway.rest import support as support_rest
 from relay_gateway.sockets import support as support_sockets
+from relay_gateway.web import FEATURE as WEB
 
 FEATURES: list[Feature] = [
     Feature("auth", routes=auth_rest.ROUTES),
     Feature("support", table=support_dialect.TABLE, routes=support_rest.ROUTES, register=support_sockets.register),
+    WEB,
 ]
