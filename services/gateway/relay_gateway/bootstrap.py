@@ -47,6 +47,7 @@ class GatewayApp:
     manager: socketio.AsyncRedisManager
     rpc: RpcClient
     asgi: socketio.ASGIApp
+    router: SocketRouter | None = None
     _watchdog: asyncio.Task[None] | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -132,6 +133,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
     lifecycle.register(router, NAMESPACES)
     for feature in FEATURES:
         if feature.register is not None:
+            router.feature = feature.name
             feature.register(router)
 
     app_holder: dict[str, GatewayApp] = {}
@@ -158,4 +160,5 @@ def build(settings: GatewaySettings) -> GatewayApp:
     asgi = socketio.ASGIApp(sio, other_asgi_app=rest, socketio_path="socket.io")
     app = GatewayApp(gw=gw, broker=broker, manager=manager, rpc=rpc, asgi=asgi)
     app_holder["app"] = app
+    app.router = router
     return app

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from relay_gateway.dialects.support import message_payload
-from relay_gateway.rest.edge import caller, gateway, read_body
+from relay_gateway.rest.edge import caller, documented, gateway, read_body
 from relay_gateway.sockets.router import validation_error
 
 
@@ -54,7 +54,9 @@ def chat_payload(conversation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@documented(body=OpenChat)
 async def open_chat(request: Request) -> JSONResponse:
+    """Open a support chat (status PENDING; the caller is its first participant); 201 with the chat."""
     principal = await caller(request)
     gw = gateway(request)
     body = await read_body(request, OpenChat, max_bytes=gw.settings.max_packet_bytes)
@@ -66,7 +68,9 @@ async def open_chat(request: Request) -> JSONResponse:
     return JSONResponse(chat_payload(conversation), status_code=201)
 
 
+@documented(body=PostMessage)
 async def post_message(request: Request) -> JSONResponse:
+    """Send a message to a chat the caller belongs to; 201 with the stored message and its `seq`."""
     principal = await caller(request)
     gw = gateway(request)
     body = await read_body(request, PostMessage, max_bytes=gw.settings.max_packet_bytes)
@@ -78,7 +82,9 @@ async def post_message(request: Request) -> JSONResponse:
     return JSONResponse(message_payload(message), status_code=201)
 
 
+@documented(query=HistoryQuery)
 async def chat_history(request: Request) -> JSONResponse:
+    """A page of a chat's history in `seq` order: `{messages, hasMore}` (notes only for agents)."""
     principal = await caller(request)
     gw = gateway(request)
     try:
