@@ -235,6 +235,7 @@ def aggregate(replicas: list[dict[str, Any]], tenant: str, answered_by: str) -> 
 
 
 async def ops_stats(request: Request) -> JSONResponse:
+    """Admins only: every live replica's figures, and presence and rooms of the caller's tenant."""
     principal = await caller(request)
     if not principal.is_admin:
         raise RelayError(ErrorCode.PERMISSION_DENIED, "ops stats are for admins")

@@ -36,18 +36,32 @@ PAGE_HEADERS = {
 PAGES = {"chat": "chat.html", "kitchen": "kitchen.html", "ops": "ops.html"}
 
 
-def _page(name: str):  # type: ignore[no-untyped-def]
-    async def serve(_: Request) -> Response:
-        return FileResponse(STATIC_DIR / PAGES[name], media_type="text/html", headers=PAGE_HEADERS)
+def _page(name: str) -> Response:
+    return FileResponse(STATIC_DIR / PAGES[name], media_type="text/html", headers=PAGE_HEADERS)
 
-    return serve
+
+async def chat_page(_: Request) -> Response:
+    """The web chat (seed-001 UX) for visitors and agents."""
+    return _page("chat")
+
+
+async def kitchen_page(_: Request) -> Response:
+    """The kitchen board: the signed-in restaurant's orders by status, live."""
+    return _page("kitchen")
+
+
+async def ops_page(_: Request) -> Response:
+    """The ops dashboard (admins): replicas, connections, rooms, rates, latency, presence by role."""
+    return _page("ops")
 
 
 async def root(_: Request) -> Response:
+    """Redirects to the web chat at `/app/`."""
     return RedirectResponse("/app/", status_code=302)
 
 
 async def socketio_client(request: Request) -> Response:
+    """The socket.io-client browser build installed from npm (`task install:web`); 503 when missing."""
     configured = gateway(request).settings.web_vendor_dir
     path = (Path(configured) if configured else DEFAULT_VENDOR_DIR) / "socket.io.min.js"
     if not path.is_file():
@@ -69,9 +83,9 @@ async def session(request: Request) -> JSONResponse:
 
 ROUTES: list[BaseRoute] = [
     Route("/", root, methods=["GET"]),
-    Route("/app/", _page("chat"), methods=["GET"]),
-    Route("/app/kitchen", _page("kitchen"), methods=["GET"]),
-    Route("/app/ops", _page("ops"), methods=["GET"]),
+    Route("/app/", chat_page, methods=["GET"]),
+    Route("/app/kitchen", kitchen_page, methods=["GET"]),
+    Route("/app/ops", ops_page, methods=["GET"]),
     Route("/app/session", session, methods=["GET"]),
     Route("/app/vendor/socket.io.min.js", socketio_client, methods=["GET"]),
     Mount("/app/static", app=StaticFiles(directory=STATIC_DIR), name="web-static"),
