@@ -114,6 +114,7 @@
     }
     const mine = state.me && msg.senderId === state.me.userId;
     if (isNew && !mine && (state.active !== msg.chatId || document.hidden)) chat.unread += 1;
+    else if (isNew && !mine) markRead(chat);
     clearTyping(msg.chatId, msg.senderId);
     if (state.active === msg.chatId) renderMessages();
     renderChatList();
@@ -327,8 +328,11 @@
   }
 
   function markRead(chat) {
-    // best effort: a server without read receipts for this route keeps its own count
-    R.api('POST', '/v2/chats/' + encodeURIComponent(chat.chatId) + '/read', {}).catch(() => {});
+    // read receipts (seed-003 `marcar_leido`, same conversation id): the server's unread count drops too
+    clearTimeout(chat.readTimer);
+    chat.readTimer = setTimeout(() => {
+      if (state.socket && state.socket.connected) state.socket.emit('marcar_leido', { conversacionId: chat.chatId });
+    }, 300);
   }
 
   async function refreshChats() {
@@ -517,7 +521,7 @@
     });
     document.addEventListener('visibilitychange', () => {
       const chat = state.chats.get(state.active);
-      if (!document.hidden && chat) { chat.unread = 0; renderChatList(); }
+      if (!document.hidden && chat) { chat.unread = 0; renderChatList(); markRead(chat); }
     });
     setInterval(renderTyping, 1000);
   }
