@@ -201,6 +201,19 @@ async def test_agent_sees_the_visitor_typing(pages: Pages):
     await expect(agent.locator("#typing")).to_have_text("", timeout=9_000)
 
 
+def tiny_png() -> bytes:
+    """A valid 2x2 PNG, made here (no fixture files)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x0b\x57\xd0" * 2 for _ in range(2))
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
 @pytest.mark.skip(reason="needs support's POST /v2/files/upload on main")
 async def test_attachment_upload_shows_progress_and_reaches_the_agent(pages: Pages):
     visitor, agent, _ = await visitor_and_agent(pages, "Fay", "Invoice attached")
@@ -210,6 +223,23 @@ async def test_attachment_upload_shows_progress_and_reaches_the_agent(pages: Pag
     await expect(visitor.locator("#upload-status")).to_contain_text("Uploaded invoice.txt")
     link = agent.locator("#messages li.message .attachment a")
     await expect(link).to_contain_text("invoice.txt")
+    # the agent can fetch what the link points at
+    href = await link.get_attribute("href")
+    assert href and href.startswith("/")
+    served = await agent.request.get(href)
+    assert served.status == 200 and await served.body() == b"invoice 42\n" * 2000
+
+    await visitor.get_by_label("Attach a file").set_input_files(
+        {"name": "photo.png", "mimeType": "image/png", "buffer": tiny_png()}
+    )
+    image = agent.locator('#messages li.message .attachment img[alt="photo.png"]')
+    await expect(image).to_have_count(1)
+    # the image really loads (served to a member, allowed by the page's CSP)
+    await agent.wait_for_function(
+        "() => { const i = document.querySelector('#messages .attachment img[alt=\"photo.png\"]');"
+        " return i && i.complete && i.naturalWidth === 2; }"
+    )
+    await screenshot(agent, "chat-attachments")
 
 
 async def test_forced_disconnect_reconnects_and_fills_the_gap(pages: Pages, web_stack):

@@ -7,6 +7,9 @@
   const TYPING_TTL_MS = 5000;
   const TYPING_REFRESH_MS = 2000;
   const HISTORY_PAGE = 200;
+  // chats joined in the background for live badges (newest activity first); others join when opened,
+  // so an agent with a long queue stays within the server's join rate limit
+  const AUTO_JOIN = 20;
 
   const state = {
     me: null,
@@ -339,13 +342,12 @@
     try {
       const data = await R.api('GET', '/v2/chats');
       const chats = Array.isArray(data) ? data : (data && (data.chats || data.items)) || [];
-      for (const info of chats) {
+      chats.forEach((info, index) => {
         const id = info.chatId || info.id;
-        if (!id) continue;
-        const known = state.chats.has(id);
+        if (!id) return;
         const chat = chatFor(id, info);
-        if (!known || !chat.joined) join(chat).catch(() => {});
-      }
+        if (!chat.joined && index < AUTO_JOIN) join(chat).catch(() => {});
+      });
       $('list-error').textContent = '';
     } catch (e) {
       if (e.status !== 404 && e.status !== 405) $('list-error').textContent = 'Could not list chats: ' + e.message;
@@ -361,8 +363,10 @@
     socket.on('connect', async () => {
       const reconnect = state.everConnected;
       state.everConnected = true;
-      for (const chat of state.chats.values()) {
-        chat.joined = false;
+      const chats = Array.from(state.chats.values());
+      const wanted = chats.filter((c, i) => c.chatId === state.active || c.loaded || i < AUTO_JOIN);
+      for (const chat of chats) chat.joined = false;
+      for (const chat of wanted) {
         try {
           await join(chat);
           if (reconnect && chat.loaded) await syncGap(chat);
