@@ -191,7 +191,8 @@
       className: classes.join(' '),
       dataset: { messageId: msg.messageId || '', clientMessageId: msg.clientMessageId || '', seq: msg.seq || '', state: msg.status },
     }, meta);
-    if (msg.content) item.append(R.el('p', { className: 'text', text: msg.content }));
+    const captionIsName = msg.attachment && msg.content === msg.attachment.fileName;
+    if (msg.content && !captionIsName) item.append(R.el('p', { className: 'text', text: msg.content }));
     if (msg.attachment) item.append(renderAttachment(msg.attachment));
     if (msg.status === 'failed') {
       item.append(R.el('span', { className: 'error', text: msg.error ? 'Not sent: ' + msg.error + ' ' : 'Not sent ' }));
