@@ -36,6 +36,7 @@
     if (info) {
       if (info.subject !== undefined) chat.subject = info.subject;
       if (info.status) chat.status = info.status;
+      if (Array.isArray(info.participants)) chat.participants = info.participants;
       if (typeof info.unreadCount === 'number' && state.active !== chatId) chat.unread = info.unreadCount;
     }
     return chat;
@@ -159,6 +160,10 @@
 
   function senderLabel(msg) {
     if (state.me && msg.senderId === state.me.userId) return 'You';
+    const chat = state.chats.get(msg.chatId);
+    const who = chat && (chat.participants || []).find((p) => p && p.userId === msg.senderId);
+    if (who && (who.username || who.name)) return who.username || who.name;
+    if (who && who.role) return (String(who.role).toLowerCase() === 'visitor' ? 'Visitor' : 'Agent') + ' ' + msg.senderId;
     return msg.senderName || msg.senderId || 'unknown';
   }
 
