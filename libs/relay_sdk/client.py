@@ -47,12 +47,15 @@ class RelaySocket:
         self.transports = transports or ["websocket"]
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: defaultdict[str, list[Any]] = defaultdict(list)
+        self.sequence: list[tuple[str, Any]] = []  # every event in arrival order, across names
         self._changed = asyncio.Condition()
         self.sio.on("*", self._record, namespace=namespace)
 
     async def _record(self, event: str, *args: Any) -> None:
         async with self._changed:
-            self.events[event].append(args[0] if len(args) == 1 else list(args))
+            payload = args[0] if len(args) == 1 else list(args)
+            self.events[event].append(payload)
+            self.sequence.append((event, payload))
             self._changed.notify_all()
 
     async def connect(self, timeout: float = 10.0) -> RelaySocket:
@@ -89,6 +92,11 @@ class RelaySocket:
             await asyncio.wait_for(self._changed.wait_for(lambda: len(matches()) >= count), timeout)
             found = matches()
         return found[count - 1] if count == 1 else found[:count]
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until `condition()` holds; it is checked again after every received event."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(condition), timeout)
 
     def received(self, event: str) -> list[Any]:
         return list(self.events[event])
