@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from playwright.async_api import expect
 from relay_sdk import RelayClient
 
 from tests.browser.conftest import Pages, screenshot
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        importlib.util.find_spec("relay_order") is None,
-        reason="needs the order service (services/order) and /api/v1/orders from the orders branch on main",
-    ),
-]
+pytestmark = pytest.mark.browser
 expect.set_options(timeout=15_000)
 
 
