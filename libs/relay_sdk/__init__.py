@@ -1,5 +1,6 @@
 """A small Python client for Relay: REST calls and Socket.IO sockets, for services and tests."""
 
-from relay_sdk.client import RelayClient, RelaySocket
+from relay_sdk.client import RelayClient, RelayError, RelaySocket, RelaySocketError
+from relay_sdk.follow import ChatFollower
 
-__all__ = ["RelayClient", "RelaySocket"]
+__all__ = ["ChatFollower", "RelayClient", "RelayError", "RelaySocket", "RelaySocketError"]

@@ -192,7 +192,6 @@ async def test_chat_fits_a_narrow_screen(pages: Pages):
     await screenshot(page, "chat-narrow")
 
 
-@pytest.mark.skip(reason="needs support's typing relay (typing:start / user:typing) on main")
 async def test_agent_sees_the_visitor_typing(pages: Pages):
     visitor, agent, _ = await visitor_and_agent(pages, "Tom", "Typing test")
     await visitor.get_by_label("Message", exact=True).press_sequentially("I am wri", delay=30)
@@ -214,7 +213,6 @@ def tiny_png() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
-@pytest.mark.skip(reason="needs support's POST /v2/files/upload on main")
 async def test_attachment_upload_shows_progress_and_reaches_the_agent(pages: Pages):
     visitor, agent, _ = await visitor_and_agent(pages, "Fay", "Invoice attached")
     await visitor.get_by_label("Attach a file").set_input_files(

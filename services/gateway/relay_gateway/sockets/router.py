@@ -58,7 +58,10 @@ class SocketRouter:
         *,
         namespace: str = "/",
         authenticated: bool = True,
+        limit: str | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Register `fn` for `event`; `limit` names a rate-limit rule (ratelimit.py) each call counts against."""
+
         def register(fn: Handler) -> Handler:
             async def handle(sid: str, data: Any = None, *_: Any) -> dict[str, Any] | None:
                 metrics.EVENTS_IN.labels(namespace, event).inc()
@@ -75,6 +78,8 @@ class SocketRouter:
                     try:
                         if conn is None or (authenticated and principal is None):
                             raise RelayError(ErrorCode.AUTH_REQUIRED, f"authenticate before '{event}'")
+                        if limit is not None:
+                            await self.gw.limit(limit, principal, fallback=sid)
                         payload = data
                         if model is not None:
                             if isinstance(data, dict):
