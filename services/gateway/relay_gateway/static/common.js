@@ -133,10 +133,32 @@
     window.location.reload();
   }
 
+  /** Staff pages (kitchen, ops): restore the session if `accepts` it, else show #signin-form, which
+      signs in with email + password (POST /api/v1/auth/login) and then calls `start(session)`. */
+  async function staffSignIn(accepts, refusal, start) {
+    const $ = (id) => document.getElementById(id);
+    $('sign-out').addEventListener('click', signOut);
+    $('signin-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      $('signin-error').textContent = '';
+      try {
+        await api('POST', '/api/v1/auth/login', { email: $('email').value, password: $('password').value });
+        const session = await whoami();
+        if (!session || !accepts(session)) throw new Error(refusal);
+        start(session);
+      } catch (e) {
+        $('signin-error').textContent = 'Sign-in failed: ' + e.message;
+      }
+    });
+    const session = await whoami().catch(() => null);
+    if (session && accepts(session)) start(session);
+    else $('signin').hidden = false;
+  }
+
   function formatTime(iso) {
     const d = new Date(iso);
     return isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   }
 
-  window.Relay = { api, ApiError, el, clear, newId, safeUrl, connectionBadge, connect, emitAck, whoami, signOut, formatTime };
+  window.Relay = { api, ApiError, el, clear, newId, safeUrl, connectionBadge, connect, emitAck, whoami, signOut, staffSignIn, formatTime };
 })();

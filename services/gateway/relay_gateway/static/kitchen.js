@@ -157,27 +157,10 @@
     connectSocket();
   }
 
-  async function signIn(ev) {
-    ev.preventDefault();
-    $('signin-error').textContent = '';
-    try {
-      await R.api('POST', '/api/v1/auth/login', { email: $('email').value, password: $('password').value });
-      const session = await R.whoami();
-      if (!session) throw new Error('the session was not accepted');
-      start(session);
-    } catch (e) {
-      $('signin-error').textContent = 'Sign-in failed: ' + e.message;
-    }
-  }
-
-  async function boot() {
-    $('signin-form').addEventListener('submit', signIn);
-    $('sign-out').addEventListener('click', R.signOut);
+  function boot() {
     window.relayKitchen = { state };
-    const session = await R.whoami().catch(() => null);
-    const roles = session ? (session.user.roles || []).map((r) => String(r).toLowerCase()) : [];
-    if (session && roles.some((r) => ['kitchen', 'manager', 'waiter'].includes(r))) start(session);
-    else $('signin').hidden = false;
+    const staff = (session) => (session.user.roles || []).some((r) => ['kitchen', 'manager', 'waiter'].includes(String(r).toLowerCase()));
+    R.staffSignIn(staff, 'this account has no restaurant role', start);
   }
 
   document.addEventListener('DOMContentLoaded', boot);

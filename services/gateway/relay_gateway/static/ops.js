@@ -178,26 +178,9 @@
     poll();
   }
 
-  async function signIn(ev) {
-    ev.preventDefault();
-    $('signin-error').textContent = '';
-    try {
-      await R.api('POST', '/api/v1/auth/login', { email: $('email').value, password: $('password').value });
-      const session = await R.whoami();
-      if (!session || !session.isAdmin) throw new Error('this account is not an administrator');
-      start(session);
-    } catch (e) {
-      $('signin-error').textContent = 'Sign-in failed: ' + e.message;
-    }
-  }
-
-  async function boot() {
-    $('signin-form').addEventListener('submit', signIn);
-    $('sign-out').addEventListener('click', R.signOut);
+  function boot() {
     window.relayOps = { state };
-    const session = await R.whoami().catch(() => null);
-    if (session && session.isAdmin) start(session);
-    else $('signin').hidden = false;
+    R.staffSignIn((session) => session.isAdmin, 'this account is not an administrator', start);
   }
 
   document.addEventListener('DOMContentLoaded', boot);
