@@ -119,6 +119,15 @@ async def test_visitor_never_sees_an_internal_note(pages: Pages):
     await screenshot(agent, "chat-agent-internal-note")
 
 
+async def test_agent_closes_the_chat_and_the_visitor_sees_it_live(pages: Pages):
+    visitor, agent, _ = await visitor_and_agent(pages, "Cleo", "All sorted")
+    await expect(visitor.get_by_role("button", name="Close chat")).to_have_count(0)
+    await agent.get_by_role("button", name="Close chat").click()
+    await expect(agent.locator("#chat-status")).to_contain_text("CLOSED")
+    await expect(visitor.locator("#chat-status")).to_contain_text("CLOSED")
+    await expect(agent.get_by_role("button", name="Close chat")).to_be_hidden()
+
+
 async def test_message_markup_is_shown_as_text_never_run(pages: Pages):
     visitor, agent, _ = await visitor_and_agent(pages, "Mallory", "<b>bold subject</b>")
     payload = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'

@@ -245,6 +245,7 @@
     $('chat-title').textContent = chat ? chatTitle(chat) : 'No chat selected';
     $('chat-status').textContent = chat ? 'Status: ' + (chat.status || 'unknown') + ' · id ' + chat.chatId : '';
     $('composer').hidden = !chat;
+    $('close-chat').hidden = !(chat && state.isAgent && chat.status && chat.status !== 'CLOSED');
   }
 
   // ---------- typing ----------
@@ -499,6 +500,17 @@
         await openChat(chat.chatId);
       } catch (e) {
         $('list-error').textContent = 'Could not open a chat: ' + e.message;
+      }
+    });
+    $('close-chat').addEventListener('click', async () => {
+      const chat = state.chats.get(state.active);
+      if (!chat) return;
+      try {
+        const closed = await R.api('POST', '/v2/chats/' + encodeURIComponent(chat.chatId) + '/close', {});
+        chat.status = (closed && closed.status) || 'CLOSED';
+        renderHeader();
+      } catch (e) {
+        $('composer-error').textContent = 'Could not close the chat: ' + e.message;
       }
     });
     $('open-chat-form').addEventListener('submit', (ev) => {
