@@ -35,7 +35,14 @@ def stack(instance: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         redis_url=REDIS_URL,
         mongo_url=os.environ.get("MONGO_URL") or None,
         log_dir=str(logs),
-        env={"JWT_SECRET": SECRET, "LOG_LEVEL": "DEBUG", "AUTH_GRACE_SECONDS": "2", "MAX_UPLOAD_BYTES": "2097152"},
+        env={
+            "JWT_SECRET": SECRET,
+            "LOG_LEVEL": "DEBUG",
+            "AUTH_GRACE_SECONDS": "2",
+            "MAX_UPLOAD_BYTES": "2097152",
+            # the property tests throw many uploads and refreshes from one user; other rules keep their defaults
+            "RATE_LIMITS": "upload=300/60s,auth=300/60s",
+        },
     )
     with Stack(config) as running:
         yield running

@@ -187,3 +187,38 @@ def test_malformed_rest_bodies_change_nothing(harness: Harness, route: str) -> N
         assert harness.run(harness.stored()) == before
     finally:
         harness.run(client.close())
+
+
+multipart_junk = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.tuples(st.sampled_from(["file", "chatId", "x"]), st.text(max_size=30)), max_size=3).map(
+        lambda parts: (
+            "".join(
+                f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n' for name, value in parts
+            ).encode()
+            + b"--b--\r\n"
+        )
+    ),
+)
+
+
+def test_malformed_uploads_change_nothing(harness: Harness) -> None:
+    client = RelayClient(harness.gateways[0], token=harness.mint("v-fuzz-upload", "visitor"))
+    before = harness.run(harness.stored())
+
+    @FUZZ
+    @given(body=multipart_junk, content_type=st.sampled_from(["multipart/form-data; boundary=b", "application/json"]))
+    def throw(body: bytes, content_type: str) -> None:
+        response = harness.run(
+            client.http.post(
+                "/v2/files/upload", content=body, headers={**client._headers(), "Content-Type": content_type}
+            )
+        )
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["error"]["code"] in CODES
+
+    try:
+        throw()
+        assert harness.run(harness.stored()) == before
+    finally:
+        harness.run(client.close())
