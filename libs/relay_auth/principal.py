@@ -20,6 +20,8 @@ class Principal:
     avatar: str | None = None
     expires_at: float | None = None
     has_tenant_claim: bool = False
+    # which claim named the tenant ("tenantId" or "restaurantId"); seed-004 sockets join their restaurant
+    tenant_claim: str | None = field(default=None, compare=False)
 
     @property
     def is_agent(self) -> bool:
@@ -75,6 +77,7 @@ class Principal:
             avatar=_str_or_none(claims.get("avatar")),
             expires_at=float(exp) if isinstance(exp, int | float) else None,
             has_tenant_claim=tenant is not None,
+            tenant_claim=("tenantId" if "tenantId" in claims else "restaurantId") if tenant is not None else None,
         )
 
 

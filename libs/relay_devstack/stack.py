@@ -132,9 +132,16 @@ class Stack:
             self.wait_ready([service], timeout)
         return proc
 
-    def start_gateway(self, index: int, port: int, *, wait: bool = True, timeout: float = 30.0) -> Proc:
+    def start_gateway(
+        self, index: int, port: int, *, wait: bool = True, timeout: float = 30.0, env: dict[str, str] | None = None
+    ) -> Proc:
         name = f"gateway-{index}"
-        env = {**self.base_env(), "GATEWAY_PORT": str(port), "REPLICA_ID": f"{self.config.instance}-gw{index}-{port}"}
+        env = {
+            **self.base_env(),
+            **(env or {}),
+            "GATEWAY_PORT": str(port),
+            "REPLICA_ID": f"{self.config.instance}-gw{index}-{port}",
+        }
         proc = self._spawn(name, [sys.executable, "-m", "relay_gateway"], env, f"http://127.0.0.1:{port}/readyz")
         if wait:
             self.wait_ready([name], timeout)

@@ -58,6 +58,7 @@ class RelaySocket:
         self.transports = transports or ["websocket"]
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: defaultdict[str, list[Any]] = defaultdict(list)
+        self.sequence: list[tuple[str, Any]] = []  # every event in arrival order, across names
         self._changed = asyncio.Condition()
         self._listeners: defaultdict[str, list[Callable[[Any], Any]]] = defaultdict(list)
         self.sio.on("*", self._record, namespace=namespace)
@@ -66,6 +67,7 @@ class RelaySocket:
         payload = args[0] if len(args) == 1 else list(args)
         async with self._changed:
             self.events[event].append(payload)
+            self.sequence.append((event, payload))
             self._changed.notify_all()
         for listener in list(self._listeners[event]):
             result = listener(payload)
@@ -153,6 +155,11 @@ class RelaySocket:
             await asyncio.wait_for(self._changed.wait_for(lambda: len(matches()) >= count), timeout)
             found = matches()
         return found[count - 1] if count == 1 else found[:count]
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until `condition()` holds; it is checked again after every received event."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(condition), timeout)
 
     def received(self, event: str) -> list[Any]:
         return list(self.events[event])

@@ -48,6 +48,7 @@ class GatewayApp:
     manager: socketio.AsyncRedisManager
     rpc: RpcClient
     asgi: socketio.ASGIApp
+    router: SocketRouter | None = None
     _watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -130,6 +131,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
     lifecycle.register(router, NAMESPACES)
     for feature in FEATURES:
         if feature.register is not None:
+            router.feature = feature.name
             feature.register(router)
 
     app_holder: dict[str, GatewayApp] = {}
@@ -156,4 +158,5 @@ def build(settings: GatewaySettings) -> GatewayApp:
     asgi = socketio.ASGIApp(sio, other_asgi_app=rest, socketio_path="socket.io")
     app = GatewayApp(gw=gw, broker=broker, manager=manager, rpc=rpc, asgi=asgi)
     app_holder["app"] = app
+    app.router = router
     return app

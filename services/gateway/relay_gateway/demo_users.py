@@ -37,6 +37,7 @@ class DemoUser:
             username=self.username,
             email=self.email,
             has_tenant_claim=True,
+            tenant_claim=self.tenant_claim,
         )
 
 

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from relay_gateway.demo_users import check_password
-from relay_gateway.rest.edge import gateway, read_body
+from relay_gateway.rest.edge import documented, gateway, read_body
 from relay_gateway.sessions import CONSOLE_COOKIE, SESSION_COOKIES, VISITOR_COOKIE
 
 log = get_logger(__name__)
@@ -61,7 +61,9 @@ def _with_cookie(request: Request, body: dict[str, Any], name: str, session_id: 
     return response
 
 
+@documented(body=Login)
 async def login(request: Request) -> JSONResponse:
+    """Dev sign-in of a demo user: `{accessToken, tokenType, expiresIn, user}` and a `console_session` cookie."""
     gw = gateway(request)
     if not gw.settings.dev_login_enabled or not gw.settings.jwt_algorithms[0].startswith("HS"):
         raise RelayError(ErrorCode.NOT_FOUND, "login is not enabled on this deployment")
@@ -83,7 +85,9 @@ async def login(request: Request) -> JSONResponse:
     return _with_cookie(request, payload, CONSOLE_COOKIE, session_id, 200)
 
 
+@documented(body=VisitorSession)
 async def visitor_session(request: Request) -> JSONResponse:
+    """A visitor's session: `{visitorId, tenantId, user}` and a `visitor_session` cookie."""
     gw = gateway(request)
     body = await read_body(request, VisitorSession, max_bytes=4096)
     visitor_id = f"visitor-{uuid.uuid4().hex[:12]}"
@@ -96,6 +100,7 @@ async def visitor_session(request: Request) -> JSONResponse:
 
 
 async def logout(request: Request) -> JSONResponse:
+    """Ends the caller's cookie sessions and clears the cookies."""
     gw = gateway(request)
     response = JSONResponse({"success": True})
     for name in SESSION_COOKIES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -70,6 +71,20 @@ async def auth_error_handler(_: Request, exc: Exception) -> JSONResponse:
 async def unexpected_error_handler(_: Request, exc: Exception) -> JSONResponse:
     log.error("rest.failed", exc_info=exc)
     return error_response(RelayError(ErrorCode.INTERNAL, "internal error"))
+
+
+E = TypeVar("E")
+
+
+def documented(*, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None) -> Callable[[E], E]:
+    """Names a route's body and query schemas so the generated reference (docs/reference.md) shows them."""
+
+    def mark(endpoint: E) -> E:
+        endpoint.__relay_body__ = body  # type: ignore[attr-defined]
+        endpoint.__relay_query__ = query  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
 
 
 def gateway(request: Request) -> Gateway:

@@ -54,6 +54,7 @@ async def _limited(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
 
 
 async def upload(request: Request) -> JSONResponse:
+    """Upload an attachment (multipart `file`, `chatId`): size and type checked, stored in GridFS; 201 `{fileId, url, fileName, fileSize, mimeType}`."""  # noqa: E501
     principal = await caller(request, limit="upload")
     gw = gateway(request)
     limit = gw.settings.max_upload_bytes
@@ -119,6 +120,7 @@ async def _store(
 
 
 async def download(request: Request) -> StreamingResponse:
+    """Download an attachment: members of its chat only (agents only for a note's file); `?token=` accepted."""
     principal = await caller(request, query_token=True)
     gw = gateway(request)
     try:

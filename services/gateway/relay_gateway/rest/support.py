@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from relay_gateway.dialects.support import message_payload
-from relay_gateway.rest.edge import caller, gateway, read_body, read_query
+from relay_gateway.rest.edge import caller, documented, gateway, read_body, read_query
 from relay_gateway.sockets.router import validation_error
 
 
@@ -68,7 +68,9 @@ class ChatListQuery(BaseModel):
     status: Literal["PENDING", "IN_PROGRESS", "CLOSED"] | None = None
 
 
+@documented(body=OpenChat)
 async def open_chat(request: Request) -> JSONResponse:
+    """Open a support chat (status PENDING; the caller is its first participant); 201 with the chat."""
     principal = await caller(request)
     gw = gateway(request)
     body = await read_body(request, OpenChat, max_bytes=gw.settings.max_packet_bytes)
@@ -80,7 +82,9 @@ async def open_chat(request: Request) -> JSONResponse:
     return JSONResponse(chat_payload(conversation), status_code=201)
 
 
+@documented(query=ChatListQuery)
 async def list_chats(request: Request) -> JSONResponse:
+    """The caller's support chats (agents: the tenant's queue too), each with `unreadCount` and `lastMessage`."""
     principal = await caller(request)
     gw = gateway(request)
     query = read_query(request, ChatListQuery)
@@ -92,6 +96,7 @@ async def list_chats(request: Request) -> JSONResponse:
 
 
 async def get_chat(request: Request) -> JSONResponse:
+    """One chat the caller may read, with the caller's `unreadCount` and note-safe `lastMessage`."""
     principal = await caller(request)
     gw = gateway(request)
     chat = await gw.bus.call(principal, m.CHECK_ACCESS, {"conversationId": _chat_id(request)})
@@ -99,6 +104,7 @@ async def get_chat(request: Request) -> JSONResponse:
 
 
 async def close_chat(request: Request) -> JSONResponse:
+    """Close a support chat (agents only); emits `chat:status` CLOSED; 409 when already closed."""
     principal = await caller(request)
     gw = gateway(request)
     chat = await gw.bus.call(principal, m.CLOSE_CONVERSATION, {"conversationId": _chat_id(request)})
@@ -116,7 +122,9 @@ class ChatPath(BaseModel):
     chatId: m.Id
 
 
+@documented(body=PostMessage)
 async def post_message(request: Request) -> JSONResponse:
+    """Send a message to a chat the caller belongs to; 201 with the stored message and its `seq`."""
     principal = await caller(request, limit="message")
     gw = gateway(request)
     body = await read_body(request, PostMessage, max_bytes=gw.settings.max_packet_bytes)
@@ -128,7 +136,9 @@ async def post_message(request: Request) -> JSONResponse:
     return JSONResponse(message_payload(message), status_code=201)
 
 
+@documented(query=HistoryQuery)
 async def chat_history(request: Request) -> JSONResponse:
+    """A page of a chat's history in `seq` order: `{messages, hasMore}` (notes only for agents)."""
     principal = await caller(request)
     gw = gateway(request)
     query = read_query(request, HistoryQuery)

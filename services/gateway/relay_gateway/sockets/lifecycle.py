@@ -80,12 +80,14 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
 
     @router.on("health-check", authenticated=False)
     async def health_check(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
+        """Liveness probe from the client; answers `health-check {status, replica, timestamp}`."""
         body = {"status": "ok", "replica": gw.settings.replica_id, "timestamp": utcnow_iso()}
         await gw.sio.emit("health-check", body, to=conn.sid, namespace=conn.namespace)
         return {"success": True, **body}
 
     @router.on("test", authenticated=False)
     async def test(gw: Gateway, conn: Connection, data: Any) -> dict[str, Any]:
+        """Echo: answers `test {message, echo: true, timestamp}`."""
         message = data.get("message") if isinstance(data, dict) else None
         body = {"message": message if isinstance(message, str) else "", "echo": True, "timestamp": utcnow_iso()}
         await gw.sio.emit("test", body, to=conn.sid, namespace=conn.namespace)

@@ -8,6 +8,7 @@ and never reaches the handler.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -32,9 +33,23 @@ def failure(error: RelayError) -> dict[str, Any]:
     return {"success": False, "error": error.to_dict(), "message": error.message}
 
 
+@dataclass(frozen=True)
+class Registration:
+    """One inbound socket event, as the generated reference (docs/reference.md) lists it."""
+
+    feature: str
+    namespace: str
+    event: str
+    model: type[BaseModel] | None
+    authenticated: bool
+    doc: str
+
+
 class SocketRouter:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
+        self.feature = "core"  # bootstrap sets it while a feature registers its handlers
+        self.registry: list[Registration] = []
 
     def on(
         self,
@@ -80,6 +95,8 @@ class SocketRouter:
                         return await self._refuse(sid, namespace, RelayError(ErrorCode.INTERNAL, "internal error"))
 
             self.gw.sio.on(event, handle, namespace=namespace)
+            summary = next(iter((fn.__doc__ or "").strip().splitlines()), "")
+            self.registry.append(Registration(self.feature, namespace, event, model, authenticated, summary))
             return fn
 
         return register

@@ -33,6 +33,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("chat:join", ChatRef, limit="join")
     async def chat_join(gw: Gateway, conn: Connection, ref: ChatRef) -> dict[str, Any]:
+        """Join `chat:{id}` (members only; agents also get the notes room); answers `chat:joined`."""
         principal = conn.principal
         assert principal is not None
         chat_id, notes = parse_chat_ref(ref.chatId)
@@ -53,6 +54,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("chat:leave", ChatRef)
     async def chat_leave(gw: Gateway, conn: Connection, ref: ChatRef) -> dict[str, Any]:
+        """Leave `chat:{id}` (or only the notes room with `chat:{id}:commercial`); answers `chat:left`."""
         principal = conn.principal
         assert principal is not None
         chat_id, notes = parse_chat_ref(ref.chatId)

@@ -1,0 +1,82 @@
+"""Wires settings, MongoDB, the broker and the handlers of the order service."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+from relay_broker import Broker, Topology, serve_commands
+from relay_config import RelaySettings, load_settings
+from relay_contracts import Envelope
+from relay_log import configure_logging, get_logger
+from relay_mongo import connect, ping
+from relay_ops import serve_ops
+from relay_ops.metrics import CONSUMER_LAG, command_observer
+
+from relay_order.adapters.repo import OrderRepo
+from relay_order.handlers import HANDLERS, Deps
+
+log = get_logger(__name__)
+
+SERVICE = "order"
+LAG_SAMPLE_SECONDS = 5
+
+
+class OrderSettings(RelaySettings):
+    order_ops_port: int = 3300
+    ops_host: str = "127.0.0.1"
+
+
+class OrderService:
+    def __init__(self, settings: OrderSettings) -> None:
+        self.settings = settings
+        self.broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
+        self.mongo, self.db = connect(settings.mongo_url, settings.database_name)
+        self.deps = Deps(OrderRepo(self.db), self._publish)
+
+    async def _publish(self, routing_key: str, event: Envelope) -> None:
+        await self.broker.publish_event(routing_key, event)
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        await self.deps.orders.ensure_indexes()
+        # commands only: events of the same names travel on relay.events, never to this queue
+        self.queue = await self.broker.declare_service_queue(SERVICE, ["order.#"])
+        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
+        await serve_commands(self.broker, self.queue, handlers, observe=command_observer(SERVICE))
+        log.info("order.started", queue=self.queue.name)
+
+    async def ready(self) -> bool:
+        return self.broker.is_connected and await ping(self.db)
+
+    async def sample_lag(self) -> None:
+        assert self.broker.connection is not None
+        # a failed passive declare closes its channel, so probe on one of its own
+        probe = await self.broker.connection.channel()
+        while True:
+            try:
+                queue = await probe.declare_queue(self.queue.name, passive=True)
+                CONSUMER_LAG.labels(SERVICE, self.queue.name).set(queue.declaration_result.message_count or 0)
+            except Exception:
+                log.warning("order.lag_sample_failed")
+                if probe.is_closed:
+                    probe = await self.broker.connection.channel()
+            await asyncio.sleep(LAG_SAMPLE_SECONDS)
+
+    async def close(self) -> None:
+        await self.broker.close()
+        await self.mongo.close()
+
+
+async def run() -> None:
+    settings = load_settings(OrderSettings)
+    configure_logging(SERVICE, settings.log_level, settings.log_format)
+    service = OrderService(settings)
+    await service.start()
+    try:
+        await asyncio.gather(
+            serve_ops(settings.ops_host, settings.order_ops_port, {"broker+mongo": service.ready}),
+            service.sample_lag(),
+        )
+    finally:
+        await service.close()
