@@ -18,6 +18,7 @@ SEND_MESSAGE = "message.send"
 GET_HISTORY = "message.history"
 LIST_CONVERSATIONS = "conversation.list"
 CLOSE_CONVERSATION = "conversation.close"
+MARK_CONVERSATION_READ = "conversation.mark_read"
 
 # event types
 MESSAGE_CREATED = "message.created"
@@ -73,4 +74,8 @@ class ListConversations(Strict):
 
 
 class CloseConversation(Strict):
+    conversationId: Id
+
+
+class MarkConversationRead(Strict):
     conversationId: Id
