@@ -197,10 +197,10 @@ async def _attachment(deps: Deps, env: Envelope, cmd: m.SendMessage) -> dict[str
             )
         return attachment
     stored = await deps.files.get(env.tenant, file_id) if deps.files is not None else None
-    if stored is None or stored.get("conversationId") != cmd.conversationId:
+    if deps.files is None or stored is None or stored.get("conversationId") != cmd.conversationId:
         raise RelayError(ErrorCode.VALIDATION_ERROR, "attachment is not an upload of this chat", field="attachment.url")
     if cmd.isInternal:
-        await deps.files.mark_internal(env.tenant, file_id)  # type: ignore[union-attr]
+        await deps.files.mark_internal(env.tenant, file_id)
     return {**attachment, "url": domain.file_url(file_id), "fileSize": stored["length"], "mimeType": stored["mimeType"]}
 
 
