@@ -43,3 +43,11 @@ def user_room(user_id: str) -> str:
 
 def tenant_room() -> str:
     return "tenant:all"
+
+
+def channel_room(conversation_id: str) -> str:
+    return f"channel:{conversation_id}"
+
+
+def thread_room(thread_id: str) -> str:
+    return f"thread:{thread_id}"

@@ -15,6 +15,7 @@ from relay_mongo import connect, ping
 from relay_ops import serve_ops
 from relay_ops.metrics import CONSUMER_LAG, command_observer
 
+from relay_message import changes, channels
 from relay_message.adapters.files import FileRepo
 from relay_message.adapters.repo import ConversationRepo, MessageRepo
 from relay_message.files import FILE_HANDLERS
@@ -44,7 +45,8 @@ class MessageService:
         if self.deps.files is not None:
             await self.deps.files.ensure_indexes()
         queue = await self.broker.declare_service_queue(SERVICE, ["conversation.#", "message.#", "file.#"])
-        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in {**HANDLERS, **FILE_HANDLERS}.items()}
+        every = {**HANDLERS, **FILE_HANDLERS, **channels.HANDLERS, **changes.HANDLERS}
+        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in every.items()}
         await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE))
         self._queue = queue
         # passive declares close their channel on failure: probe on a channel of their own

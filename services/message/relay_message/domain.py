@@ -93,6 +93,7 @@ def public_message(doc: dict[str, Any]) -> dict[str, Any]:
     }
     if doc.get("attachment"):
         out["attachment"] = dict(doc["attachment"])
+    out.update(channel_fields(doc))
     return out
 
 
@@ -142,6 +143,8 @@ def public_conversation(
         "createdAt": _iso_or_none(doc.get("createdAt")),
         "createdBy": doc.get("createdBy"),
     }
+    if doc.get("name"):
+        out["name"] = doc["name"]
     if viewer is not None:
         out["unreadCount"] = int(stats.get("unread", {}).get(user_field(viewer), 0))
         # the agents' preview may be an internal note; everyone else sees the last public message
@@ -154,3 +157,67 @@ def public_conversation(
 
 def _iso_or_none(value: Any) -> str | None:
     return iso(value) if isinstance(value, datetime) else value
+
+
+# --- channels (seed-000): moderation, threads, edits, reactions ------------------------------------------------------
+
+MODERATION_ROLES = frozenset({"moderador", "moderator", "admin"})
+
+
+def can_moderate(conversation: dict[str, Any], user_id: str, roles: tuple[str, ...]) -> bool:
+    """A moderator of the tenant (role) or of this conversation (participant role or permission)."""
+    if any(r.lower() in MODERATION_ROLES for r in roles):
+        return True
+    member = participant(conversation, user_id)
+    if member is None:
+        return False
+    permissions = member.get("permissions") or {}
+    return (
+        str(member.get("role", "")).lower() in MODERATION_ROLES
+        or bool(permissions.get("canModerate"))
+        or bool(permissions.get("canDelete"))
+    )
+
+
+def can_delete(conversation: dict[str, Any], message: dict[str, Any], user_id: str, roles: tuple[str, ...]) -> bool:
+    return message.get("senderId") == user_id or can_moderate(conversation, user_id, roles)
+
+
+def reaction_summary(reactions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """[{emoji, count, users}] in first-use order."""
+    by_emoji: dict[str, list[str]] = {}
+    for r in reactions:
+        by_emoji.setdefault(r["emoji"], []).append(r["userId"])
+    return [{"emoji": e, "count": len(users), "users": users} for e, users in by_emoji.items()]
+
+
+def channel_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    edits = doc.get("edits") or []
+    out: dict[str, Any] = {
+        "senderName": doc.get("senderName"),
+        "threadId": doc.get("threadId"),
+        "parentMessageId": doc.get("parentMessageId"),
+        "attachments": list(doc.get("attachments") or []),
+        "mentions": list(doc.get("mentions") or []),
+        "links": list(doc.get("links") or []),
+        "reactions": reaction_summary(doc.get("reactions") or []),
+        "edited": bool(edits),
+        "editedAt": _iso_or_none(edits[-1]["editedAt"]) if edits else None,
+        "editHistory": [
+            {
+                "content": e.get("content", ""),
+                "editedAt": _iso_or_none(e.get("editedAt")),
+                "editedBy": e.get("editedBy"),
+            }
+            for e in edits
+        ],
+    }
+    if doc.get("thread"):
+        thread = doc["thread"]
+        out["thread"] = {
+            "threadId": doc["_id"],
+            "name": thread.get("name"),
+            "createdBy": thread.get("createdBy"),
+            "createdAt": _iso_or_none(thread.get("createdAt")),
+        }
+    return out

@@ -143,6 +143,7 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     if cmd.isInternal and not domain.is_agent(roles):
         raise RelayError(ErrorCode.PERMISSION_DENIED, "only agents write internal notes", field="isInternal")
     conversation = await _readable(deps, env, cmd.conversationId)
+    await _check_references(deps, env, cmd)
     attachment = await _attachment(deps, env, cmd) if cmd.attachment is not None else None
 
     async with deps.messages.lock(env.tenant, cmd.conversationId):
@@ -152,6 +153,7 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
             # (same event id, so gateways drop the copy they already delivered)
             public = domain.public_message(existing)
             await _announce(deps, env, public)
+            await _announce_mentions(deps, env, public, conversation)
             return public
         if not domain.can_send(conversation, user, roles):
             raise RelayError(ErrorCode.PERMISSION_DENIED, "you may not send to this conversation")
@@ -176,6 +178,7 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
         internal=cmd.isInternal,
     )
     await _announce(deps, env, public)
+    await _announce_mentions(deps, env, public, conversation)
     if first:
         status = {"conversationId": cmd.conversationId, "status": domain.IN_PROGRESS, "changedAt": public["createdAt"]}
         await deps.publish(
@@ -228,6 +231,13 @@ async def _insert_with_next_seq(
             "isInternal": cmd.isInternal,
             "isFirstResponse": first,
             "replyTo": cmd.replyTo,
+            "senderName": env.actor.username if env.actor else None,
+            "threadId": cmd.threadId,
+            "parentMessageId": cmd.parentMessageId,
+            "attachments": list(cmd.attachments),
+            "mentions": list(dict.fromkeys(cmd.mentions)),
+            "links": list(cmd.links),
+            "thread": None,
             "clientMessageId": cmd.clientMessageId,
             "deliveryState": "sent",
             "reads": [],
@@ -255,18 +265,45 @@ async def _announce(deps: Deps, env: Envelope, public: dict[str, Any]) -> None:
     await deps.publish(event_key(env.tenant, "conv", public["conversationId"], m.MESSAGE_CREATED), event)
 
 
+async def _check_references(deps: Deps, env: Envelope, cmd: m.SendMessage) -> None:
+    """A thread reply names a root in this conversation; a parent message must exist in it too."""
+    for field, ref in (("threadId", cmd.threadId), ("parentMessageId", cmd.parentMessageId)):
+        if ref is None:
+            continue
+        target = await deps.messages.get(env.tenant, cmd.conversationId, ref)
+        if target is None or target.get("deleted") or target.get("isInternal"):
+            raise RelayError(ErrorCode.NOT_FOUND, f"message {ref} not found in this conversation", field=field)
+        if field == "threadId" and target.get("threadId"):
+            raise RelayError(ErrorCode.VALIDATION_ERROR, "a thread reply cannot start a thread", field=field)
+
+
+async def _announce_mentions(deps: Deps, env: Envelope, public: dict[str, Any], conversation: dict[str, Any]) -> None:
+    """One event per mentioned user who may read the conversation, routed to that user wherever they are."""
+    if public.get("isInternal"):
+        return  # a note's mentions would reach readers who may not see notes
+    for user in public.get("mentions", []):
+        if user == public["senderId"] or not domain.can_read(conversation, user, ()):
+            continue
+        event = env.caused(
+            m.MESSAGE_MENTIONED, {**public, "mentionedUserId": user}, id=f"mention-{public['messageId']}-{user}"
+        )
+        await deps.publish(event_key(env.tenant, "user", user, m.MESSAGE_MENTIONED), event)
+
+
+def parse_instant(value: str, field: str) -> datetime:
+    """An ISO 8601 instant from a client (naive means UTC)."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise RelayError(ErrorCode.VALIDATION_ERROR, f"{field} must be ISO 8601", field=field) from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 async def get_history(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.GetHistory.model_validate(env.data)
     _, roles = _actor(env)
     await _readable(deps, env, cmd.conversationId)
-    date_from = None
-    if cmd.dateFrom:
-        try:
-            date_from = datetime.fromisoformat(cmd.dateFrom.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise RelayError(ErrorCode.VALIDATION_ERROR, "dateFrom must be ISO 8601", field="dateFrom") from exc
-        if date_from.tzinfo is None:
-            date_from = date_from.replace(tzinfo=UTC)
+    date_from = parse_instant(cmd.dateFrom, "dateFrom") if cmd.dateFrom else None
     docs, has_more = await deps.messages.history(
         env.tenant,
         cmd.conversationId,

@@ -54,7 +54,7 @@ async def _limited(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
 
 
 async def upload(request: Request) -> JSONResponse:
-    """Upload an attachment (multipart `file`, `chatId`): size and type checked, stored in GridFS; 201 `{fileId, url, fileName, fileSize, mimeType}`."""  # noqa: E501
+    """Multipart upload (`file`, `chatId`) of an attachment to GridFS; 201 with the attachment to send."""
     principal = await caller(request, limit="upload")
     gw = gateway(request)
     limit = gw.settings.max_upload_bytes
@@ -120,7 +120,7 @@ async def _store(
 
 
 async def download(request: Request) -> StreamingResponse:
-    """Download an attachment: members of its chat only (agents only for a note's file); `?token=` accepted."""
+    """Download an attachment (members of its chat only; `?token=` accepted for <img> links)."""
     principal = await caller(request, query_token=True)
     gw = gateway(request)
     try:

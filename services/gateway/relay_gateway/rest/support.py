@@ -84,7 +84,7 @@ async def open_chat(request: Request) -> JSONResponse:
 
 @documented(query=ChatListQuery)
 async def list_chats(request: Request) -> JSONResponse:
-    """The caller's support chats (agents: the tenant's queue too), each with `unreadCount` and `lastMessage`."""
+    """The caller's support chats (agents: also the tenant's queue), newest first, with unread counts."""
     principal = await caller(request)
     gw = gateway(request)
     query = read_query(request, ChatListQuery)
@@ -96,7 +96,7 @@ async def list_chats(request: Request) -> JSONResponse:
 
 
 async def get_chat(request: Request) -> JSONResponse:
-    """One chat the caller may read, with the caller's `unreadCount` and note-safe `lastMessage`."""
+    """One chat the caller may read."""
     principal = await caller(request)
     gw = gateway(request)
     chat = await gw.bus.call(principal, m.CHECK_ACCESS, {"conversationId": _chat_id(request)})
@@ -104,7 +104,7 @@ async def get_chat(request: Request) -> JSONResponse:
 
 
 async def close_chat(request: Request) -> JSONResponse:
-    """Close a support chat (agents only); emits `chat:status` CLOSED; 409 when already closed."""
+    """Close a chat (agents); announces `chat:status` CLOSED."""
     principal = await caller(request)
     gw = gateway(request)
     chat = await gw.bus.call(principal, m.CLOSE_CONVERSATION, {"conversationId": _chat_id(request)})

@@ -71,7 +71,7 @@ def register(router: SocketRouter) -> None:
 
     @router.on("auth:refresh", Refresh, limit="auth")
     async def refresh(gw: Gateway, conn: Connection, body: Refresh) -> dict[str, Any]:
-        """Replace the socket's token with a fresh one of the same user and tenant, before it expires."""
+        """Replace the connection's token with a fresh one of the same subject before it expires."""
         current = conn.principal
         assert current is not None
         try:

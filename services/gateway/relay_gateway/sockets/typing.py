@@ -107,14 +107,14 @@ def register(router: SocketRouter) -> Typists:
 
     @router.on("typing:start", TypingRef, limit="typing")
     async def typing_start(gw: Gateway, conn: Connection, ref: TypingRef) -> dict[str, Any]:
-        """Start (or refresh) typing in a joined chat: `user:typing` to the others; ends by itself after 5 s."""
+        """`user:typing` to the chat's other members on every replica; expires after 5 s without a refresh."""
         chat_id, _ = parse_chat_ref(ref.chatId)
         relayed = await typists.start(conn, chat_id)
         return {"success": True, "chatId": chat_id, "relayed": relayed, "expiresInMs": int(typists.ttl * 1000)}
 
     @router.on("typing:stop", TypingRef, limit="typing")
     async def typing_stop(gw: Gateway, conn: Connection, ref: TypingRef) -> dict[str, Any]:
-        """Stop typing: `user:stop-typing` to the others in the chat (when a typing state was on)."""
+        """`user:stop-typing` to the chat's other members."""
         chat_id, _ = parse_chat_ref(ref.chatId)
         return {"success": True, "chatId": chat_id, "relayed": await typists.stop(conn, chat_id)}
 

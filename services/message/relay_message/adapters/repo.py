@@ -118,6 +118,24 @@ class ConversationRepo:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def list_channels(self, tenant: str, user_id: str, *, include_public: bool) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"tenant": tenant, "type": "channel", "participants.userId": user_id}
+        if include_public:
+            query = {
+                "tenant": tenant,
+                "type": "channel",
+                "$or": [{"participants.userId": user_id}, {"visibility": "public"}],
+            }
+        return await self._col.find(query).sort("createdAt", ASCENDING).limit(1000).to_list()
+
+    async def add_participants(self, tenant: str, conversation_id: str, members: list[dict[str, Any]]) -> list[str]:
+        """Add each member not already in; returns the user ids that were added."""
+        added = []
+        for member in members:
+            if await self.add_participant(tenant, conversation_id, member) is not None:
+                added.append(member["userId"])
+        return added
+
 
 class MessageRepo:
     def __init__(self, db: AsyncDatabase) -> None:
@@ -208,3 +226,73 @@ class MessageRepo:
         if not forward:
             docs.reverse()
         return docs, has_more
+
+    async def get(self, tenant: str, conversation_id: str, message_id: str) -> dict[str, Any] | None:
+        return await self._col.find_one({"_id": message_id, "tenant": tenant, "conversationId": conversation_id})
+
+    async def edit(self, tenant: str, message_id: str, changes: dict[str, Any], previous: dict[str, Any]) -> bool:
+        """Apply `changes` and append the previous version to the edit history; False if deleted meanwhile."""
+        result = await self._col.update_one(
+            {"_id": message_id, "tenant": tenant, "deleted": {"$ne": True}},
+            {"$set": changes, "$push": {"edits": previous}},
+        )
+        return result.matched_count == 1
+
+    async def tombstone(self, tenant: str, message_id: str, by: str, at: datetime) -> bool:
+        """Remove the content for good, keep only the seq (so sync can report it); True for the first delete."""
+        result = await self._col.update_one(
+            {"_id": message_id, "tenant": tenant, "deleted": {"$ne": True}},
+            {
+                "$set": {
+                    "deleted": True,
+                    "deletedAt": at,
+                    "deletedBy": by,
+                    "content": "",
+                    "attachment": None,
+                    "attachments": [],
+                    "mentions": [],
+                    "links": [],
+                    "edits": [],
+                    "reactions": [],
+                }
+            },
+        )
+        return result.modified_count == 1
+
+    async def add_reaction(self, tenant: str, message_id: str, reaction: dict[str, Any]) -> bool:
+        result = await self._col.update_one(
+            {
+                "_id": message_id,
+                "tenant": tenant,
+                "deleted": {"$ne": True},
+                "reactions": {"$not": {"$elemMatch": {"userId": reaction["userId"], "emoji": reaction["emoji"]}}},
+            },
+            {"$push": {"reactions": reaction}},
+        )
+        return result.modified_count == 1
+
+    async def remove_reaction(self, tenant: str, message_id: str, user_id: str, emoji: str) -> bool:
+        result = await self._col.update_one(
+            {"_id": message_id, "tenant": tenant}, {"$pull": {"reactions": {"userId": user_id, "emoji": emoji}}}
+        )
+        return result.modified_count == 1
+
+    async def mark_thread(self, tenant: str, message_id: str, thread: dict[str, Any]) -> bool:
+        """Make a message a thread root; False when it already is one."""
+        result = await self._col.update_one(
+            {"_id": message_id, "tenant": tenant, "thread": None, "deleted": {"$ne": True}},
+            {"$set": {"thread": thread}},
+        )
+        return result.modified_count == 1
+
+    async def since(
+        self, tenant: str, conversation_id: str, *, after_seq: int | None, date_from: datetime | None, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Everything after a point in seq order, tombstones included (sync reports deletions too)."""
+        query: dict[str, Any] = {"tenant": tenant, "conversationId": conversation_id, "isInternal": {"$ne": True}}
+        if after_seq is not None:
+            query["seq"] = {"$gt": after_seq}
+        if date_from is not None:
+            query["createdAt"] = {"$gt": date_from}
+        docs = await self._col.find(query).sort("seq", ASCENDING).limit(limit + 1).to_list()
+        return docs[:limit], len(docs) > limit
