@@ -33,6 +33,13 @@ class RpcClient:
             except ValueError:
                 future.set_result({"ok": False, "error": {"code": "INTERNAL", "message": "bad reply"}})
 
+    async def send(self, envelope: Envelope) -> None:
+        """Send a command that needs no answer (confirmed by the broker, handled when its service can)."""
+        try:
+            await self._broker.publish_command(envelope)
+        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            raise RelayError(ErrorCode.UNAVAILABLE, "message broker unavailable") from exc
+
     async def call(self, envelope: Envelope, *, timeout: float | None = None) -> Any:
         """Send a command and return its reply's `data`, or raise the RelayError it answered."""
         if self._queue is None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 COMMAND_SECONDS = Histogram(
@@ -21,3 +25,14 @@ def command_observer(service: str):  # type: ignore[no-untyped-def]
             ERRORS.labels(service, outcome).inc()
 
     return observe
+
+
+async def sample_consumer_lag(channel: Any, service: str, queue_name: str, *, every: float = 5.0) -> None:
+    """Keep CONSUMER_LAG of `queue_name` current; `channel` is a spare one (a failed passive declare closes it)."""
+    while True:
+        try:
+            declared = await channel.declare_queue(queue_name, passive=True)
+            CONSUMER_LAG.labels(service, queue_name).set(declared.declaration_result.message_count or 0)
+        except Exception:
+            logging.getLogger(__name__).warning("lag sample of %s failed", queue_name)
+        await asyncio.sleep(every)

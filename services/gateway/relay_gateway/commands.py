@@ -28,3 +28,13 @@ class CommandBus:
     async def call(self, principal: Principal, command_type: str, data: dict[str, Any]) -> Any:
         """Run a command as `principal`; returns the service's answer or raises its RelayError."""
         return await self._rpc.call(envelope_for(principal, command_type, data))
+
+    async def send(self, principal: Principal, command_type: str, data: dict[str, Any]) -> None:
+        """Fire a command as `principal` without waiting for its answer."""
+        await self._rpc.send(envelope_for(principal, command_type, data))
+
+    async def send_envelope(self, envelope: Envelope) -> None:
+        await self._rpc.send(envelope)
+
+    async def call_envelope(self, envelope: Envelope, *, timeout: float | None = None) -> Any:
+        return await self._rpc.call(envelope, timeout=timeout)

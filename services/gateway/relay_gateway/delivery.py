@@ -22,6 +22,10 @@ from relay_gateway.rooms import scoped
 
 log = get_logger(__name__)
 
+# relay.emit to a role, any room, or everyone is rare: every replica takes all of them and emits to
+# whichever local sockets are in the target room
+EMIT_EVERYWHERE = ("*.all.#", "*.role.#", "*.room.#")
+
 
 class RecentIds:
     """Remembers the last `size` event ids so a redelivered event is emitted once."""
@@ -58,16 +62,26 @@ class EventDelivery:
         self._queue = await self._broker.channel.declare_queue(
             f"{self._broker.topology.prefix}.gateway.{self._replica_id}", exclusive=True, auto_delete=True
         )
+        emit = self._broker.exchanges[self._broker.topology.emit]
+        for pattern in EMIT_EVERYWHERE:
+            await self._queue.bind(emit, pattern)
         self._task = asyncio.create_task(self._consume(), name="relay-event-delivery")
+
+    @property
+    def queue(self) -> AbstractQueue | None:
+        return self._queue
 
     async def _bind(self, pattern: str) -> None:
         assert self._queue is not None
         await self._queue.bind(self._broker.exchanges[self._broker.topology.events], pattern)
+        # relay.emit targets users and tenants with the same keys: the same interest covers both
+        await self._queue.bind(self._broker.exchanges[self._broker.topology.emit], pattern)
         metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()) + 1)
 
     async def _unbind(self, pattern: str) -> None:
         assert self._queue is not None
         await self._queue.unbind(self._broker.exchanges[self._broker.topology.events], pattern)
+        await self._queue.unbind(self._broker.exchanges[self._broker.topology.emit], pattern)
         metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()))
 
     @property

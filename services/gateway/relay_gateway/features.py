@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from relay_gateway.dialects import channels as channels_dialect
 from relay_gateway.dialects import orders as orders_dialect
+from relay_gateway.dialects import presence as presence_dialect
 from relay_gateway.dialects import support as support_dialect
 from relay_gateway.feature import Feature
 from relay_gateway.rest import auth as auth_rest
@@ -11,10 +12,12 @@ from relay_gateway.rest import channels as channels_rest
 from relay_gateway.rest import files as files_rest
 from relay_gateway.rest import orders as orders_rest
 from relay_gateway.rest import support as support_rest
+from relay_gateway.rest import users as users_rest
 from relay_gateway.sockets import channels as channels_sockets
 from relay_gateway.sockets import expiry as expiry_sockets
 from relay_gateway.sockets import orders as orders_sockets
 from relay_gateway.sockets import support as support_sockets
+from relay_gateway.sockets import users as users_sockets
 
 FEATURES: list[Feature] = [
     Feature("auth", routes=auth_rest.ROUTES),
@@ -29,4 +32,5 @@ FEATURES: list[Feature] = [
         register=channels_sockets.register,
         namespaces=("/chat",),
     ),
+    Feature("users", table=presence_dialect.TABLE, routes=users_rest.ROUTES, register=users_sockets.register),
 ]

@@ -51,3 +51,15 @@ def channel_room(conversation_id: str) -> str:
 
 def thread_room(thread_id: str) -> str:
     return f"thread:{thread_id}"
+
+
+def role_room(role: str) -> str:
+    return f"role:{role.lower()}"
+
+
+def free_room(name: str) -> str:
+    """seed-002 `join-room` rooms live apart from every reserved room (free names have no ':')."""
+    return f"room:{name}"
+
+
+EVERYONE = "everyone"  # with tenant "*": every authenticated socket of every tenant (relay.emit scope all)

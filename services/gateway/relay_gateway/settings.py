@@ -29,6 +29,15 @@ class GatewaySettings(RelaySettings):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
 
+    # presence: how often this replica proves it is alive, and the reaping deadline it must beat
+    presence_heartbeat_seconds: float = 3.0
+    presence_reap_seconds: float = 15.0
+    presence_activity_seconds: float = 5.0  # at most one activity report per user per this period
+
+    @property
+    def heartbeat_every(self) -> float:
+        return max(0.1, min(self.presence_heartbeat_seconds, self.presence_reap_seconds / 5))
+
     # POST /api/v1/auth/login for the seeded demo users; off in production unless set explicitly
     dev_login: bool | None = None
     session_ttl_seconds: int = 8 * 3600

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from relay_auth import AuthError, Principal
 from relay_contracts import ErrorCode, RelayError
 from relay_log import bind_contextvars, clear_contextvars, get_contextvars, get_logger, new_correlation_id
+from relay_ops.metrics import ERRORS
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,6 +61,7 @@ def error_response(error: RelayError) -> JSONResponse:
 async def relay_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RelayError)
     log.info("rest.refused", code=exc.code.value, reason=exc.message)
+    ERRORS.labels("gateway", exc.code.value).inc()
     return error_response(exc)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from relay_contracts import ErrorCode, RelayError
 from relay_log import bound_contextvars, get_logger, new_correlation_id
+from relay_ops.metrics import ERRORS
 
 from relay_gateway import metrics
 from relay_gateway.context import Connection, Gateway
@@ -78,6 +79,8 @@ class SocketRouter:
                     try:
                         if conn is None or (authenticated and principal is None):
                             raise RelayError(ErrorCode.AUTH_REQUIRED, f"authenticate before '{event}'")
+                        for hook in self.gw.on_activity:
+                            hook(self.gw, conn, event)
                         if limit is not None:
                             await self.gw.limit(limit, principal, fallback=sid)
                         payload = data
@@ -103,6 +106,7 @@ class SocketRouter:
 
     async def _refuse(self, sid: str, namespace: str, error: RelayError) -> dict[str, Any]:
         log.info("socket.refused", code=error.code.value, reason=error.message)
+        ERRORS.labels("gateway", error.code.value).inc()
         body = {"code": error.code.value, "message": error.message, **error.details}
         if error.field:
             body["field"] = error.field

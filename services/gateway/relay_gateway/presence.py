@@ -1,0 +1,165 @@
+"""This replica's side of presence: report sockets, activity and its own liveness to the presence service.
+
+Each boot of a replica is a new incarnation (`<replica id>/<boot id>`): the presence service reaps
+the sockets of an incarnation whose heartbeat stopped, or at once when the same replica id comes
+back with a new boot id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from relay_auth import Principal
+from relay_contracts import Envelope
+from relay_contracts import presence as p
+from relay_log import get_logger, new_correlation_id
+from relay_ops.metrics import CONSUMER_LAG
+
+from relay_gateway import metrics
+from relay_gateway.context import Connection, Gateway
+from relay_gateway.rooms import EVERYONE, SEP, role_room, scoped
+
+log = get_logger(__name__)
+
+QUIET_EVENTS = frozenset({"presence:set", "ping", "health-check", "get-active-users", "get-users-stats"})
+
+
+def shown_user(principal: Principal) -> dict[str, Any]:
+    """The user as other users see them (presence, `from`): the public user without the email address."""
+    return {k: v for k, v in principal.public().items() if k != "email"}
+
+
+class PresenceReporter:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.incarnation = f"{gw.settings.replica_id}/{uuid.uuid4().hex[:12]}"
+        self._last_activity: dict[tuple[str, str], float] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    def install(self) -> None:
+        self.gw.on_principal.append(self.connected)
+        self.gw.on_disconnect.append(self.disconnected)
+        self.gw.on_activity.append(self.active)
+
+    async def connected(self, gw: Gateway, conn: Connection) -> None:
+        principal = conn.principal
+        assert principal is not None
+        for role in principal.roles:
+            await gw.sio.enter_room(conn.sid, scoped(principal.tenant, role_room(role)), namespace=conn.namespace)
+        await gw.sio.enter_room(conn.sid, scoped(p.EVERYONE_TENANT, EVERYONE), namespace=conn.namespace)
+        self._ensure_heartbeat()
+        data = {
+            "sid": conn.sid,
+            "replica": self.incarnation,
+            "namespace": conn.namespace,
+            "user": shown_user(principal),
+        }
+        await self._send(principal, p.CONNECT, data)
+
+    async def disconnected(self, gw: Gateway, conn: Connection) -> None:
+        if conn.principal is not None:
+            await self._send(conn.principal, p.DISCONNECT, {"sid": conn.sid, "replica": self.incarnation})
+
+    def active(self, gw: Gateway, conn: Connection, event: str) -> None:
+        principal = conn.principal
+        if principal is None or event in QUIET_EVENTS:
+            return
+        key, now = (principal.tenant, principal.user_id), time.monotonic()
+        if now - self._last_activity.get(key, -1e9) < gw.settings.presence_activity_seconds:
+            return
+        if len(self._last_activity) > 50_000:
+            self._last_activity.clear()  # only a throttle: forgetting costs one extra report per user
+        self._last_activity[key] = now
+        task = asyncio.create_task(self._send(principal, p.ACTIVITY, {}))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _send(self, principal: Principal, command: str, data: dict[str, Any]) -> None:
+        try:
+            await self.gw.bus.send(principal, command, data)
+        except Exception:
+            # the presence service catches up from heartbeats and reaping; the socket itself is fine
+            log.warning("presence.report_failed", command=command, user_id=principal.user_id)
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._beat(), name="relay-presence-heartbeat")
+
+    def _envelope(self, command: str, data: dict[str, Any]) -> Envelope:
+        return Envelope(type=command, tenant="_", correlationId=new_correlation_id(), data=data)
+
+    async def _beat(self) -> None:
+        every = self.gw.settings.heartbeat_every
+        disagreed = 0
+        while True:
+            try:
+                # straight to Redis: liveness must not wait behind a backlog of presence commands
+                await self.gw.redis.hset(p.liveness_key(self.gw.settings.relay_instance), self.incarnation, time.time())
+            except Exception:
+                log.warning("presence.liveness_write_failed")
+            try:
+                mine = [c for c in self.gw.connections.values() if c.principal is not None]
+                beat = {"replica": self.incarnation, "replicaId": self.gw.settings.replica_id, "sockets": len(mine)}
+                answer = await self.gw.bus.call_envelope(self._envelope(p.HEARTBEAT, beat), timeout=max(1.0, every))
+                # reports in flight explain one disagreement; two in a row mean one was lost: resync
+                disagreed = disagreed + 1 if answer.get("known") != len(mine) else 0
+                if disagreed >= 2:
+                    disagreed = 0
+                    await self.gw.bus.send_envelope(self._envelope(p.SYNC, self._snapshot(mine)))
+            except Exception:
+                log.warning("presence.heartbeat_failed")
+            await self._sample()
+            await asyncio.sleep(every)
+
+    def _snapshot(self, conns: list[Connection]) -> dict[str, Any]:
+        sockets = []
+        for conn in conns:
+            principal = conn.principal
+            assert principal is not None
+            sockets.append(
+                {
+                    "sid": conn.sid,
+                    "tenant": principal.tenant,
+                    "userId": principal.user_id,
+                    "namespace": conn.namespace,
+                    "user": shown_user(principal),
+                }
+            )
+        return {"replica": self.incarnation, "sockets": sockets}
+
+    async def _sample(self) -> None:
+        replica = self.gw.settings.replica_id
+        rooms = getattr(self.gw.sio.manager, "rooms", {})
+        for namespace, by_room in rooms.items():
+            metrics.ROOMS.labels(replica, namespace).set(sum(1 for r in by_room if r and SEP in r))
+        queue = self.gw.delivery.queue
+        if queue is not None:
+            try:
+                declared = await queue.declare()
+                CONSUMER_LAG.labels("gateway", queue.name).set(declared.message_count or 0)
+            except Exception:
+                log.debug("presence.lag_sample_failed")
+
+
+# for other features: seed-003 `unido_conversacion.participantes_conectados` and `conversacionesActivas`
+async def connected_users(gw: Gateway, principal: Principal, user_ids: list[str]) -> list[str]:
+    """Which of `user_ids` (same tenant as `principal`) have a socket on any replica."""
+    if not user_ids:
+        return []
+    found = await gw.bus.call(principal, p.LOOKUP, {"userIds": user_ids[:500]})
+    return [uid for uid in user_ids if found.get(uid, {}).get("sockets")]
+
+
+async def track_conversation(gw: Gateway, conn: Connection, conversation_id: str, *, joined: bool) -> None:
+    """Count the socket in (or out of) a conversation for the seed-003 statistics; best effort."""
+    if conn.principal is None:
+        return
+    data = {"sid": conn.sid, "conversationId": conversation_id, "joined": joined}
+    try:
+        await gw.bus.send(conn.principal, p.TRACK_CONVERSATION, data)
+    except Exception:
+        log.warning("presence.track_failed", conversation_id=conversation_id)

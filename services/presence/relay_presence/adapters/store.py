@@ -1,0 +1,205 @@
+"""Presence state in Redis: one JSON document per tenant+user, updated under a per-user lock.
+
+Several presence instances may consume commands concurrently, and one gateway's connect and
+disconnect of a socket may be handled out of order; the lock serialises one user's updates and a
+short-lived tombstone remembers sockets that already went away, so a late connect is ignored.
+
+Indexes kept beside the documents:
+  online:<tenant>   set of users counted as active (online/away, incl. reconnect grace)
+  replica:<key>     set of `tenant␟user␟sid` living on that gateway incarnation (for reaping)
+  replicas          hash incarnation → last heartbeat (epoch seconds)
+  boots             hash replica id → its current incarnation
+  pending           zset `tenant␟user` → when to announce offline
+  activity          zset `tenant␟user` → last activity of online users (idle → away)
+  convs:<tenant>    hash conversation → sockets joined to it
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from relay_contracts.presence import liveness_key
+
+from relay_presence.domain import OFFLINE, ONLINE, UserPresence
+
+SEP = "\x1f"
+LOCK_MS = 5000
+TOMBSTONE_SECONDS = 600
+OFFLINE_DOC_SECONDS = 30 * 24 * 3600
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a loaded document held, so `save` updates only the indexes that changed."""
+
+    conversations: dict[str, list[str]]
+    replicas: dict[str, str]
+
+
+def member(tenant: str, user_id: str, sid: str | None = None) -> str:
+    return SEP.join((tenant, user_id) if sid is None else (tenant, user_id, sid))
+
+
+class PresenceStore:
+    def __init__(self, redis: Redis, instance: str) -> None:
+        self.redis = redis
+        self.p = f"{instance}:presence"
+        self.liveness = liveness_key(instance)
+
+    def _user_key(self, tenant: str, user_id: str) -> str:
+        return f"{self.p}:user:{tenant}{SEP}{user_id}"
+
+    def online_key(self, tenant: str) -> str:
+        return f"{self.p}:online:{tenant}"
+
+    def replica_key(self, incarnation: str) -> str:
+        return f"{self.p}:replica:{incarnation}"
+
+    @asynccontextmanager
+    async def lock(self, name: str, timeout: float = 5.0) -> AsyncIterator[None]:
+        key, token = f"{self.p}:lock:{name}", uuid.uuid4().hex
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await self.redis.set(key, token, nx=True, px=LOCK_MS):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"presence lock {name} busy")
+            await asyncio.sleep(0.005)
+        try:
+            yield
+        finally:
+            await self.redis.eval(_RELEASE, 1, key, token)  # type: ignore[misc]
+
+    async def load(self, tenant: str, user_id: str) -> tuple[UserPresence, Snapshot]:
+        """One user's presence; call under `lock(member(tenant, user_id))` and `save` it after."""
+        raw = await self.redis.get(self._user_key(tenant, user_id))
+        state = UserPresence.from_doc(json.loads(raw)) if raw else UserPresence(tenant, user_id)
+        return state, Snapshot(
+            {sid: list(s.conversations) for sid, s in state.sockets.items()},
+            {sid: s.replica for sid, s in state.sockets.items()},
+        )
+
+    async def save(self, state: UserPresence, snapshot: Snapshot) -> None:
+        before, before_replicas = snapshot.conversations, snapshot.replicas
+        tenant, uid = state.tenant, state.user_id
+        who = member(tenant, uid)
+        pipe = self.redis.pipeline(transaction=True)
+        doc_key = self._user_key(tenant, uid)
+        pipe.set(doc_key, json.dumps(state.to_doc()))
+        if state.status == OFFLINE and not state.sockets:
+            pipe.expire(doc_key, OFFLINE_DOC_SECONDS)
+        if state.announced:
+            pipe.sadd(self.online_key(tenant), uid)
+        else:
+            pipe.srem(self.online_key(tenant), uid)
+        if state.offline_at is not None:
+            pipe.zadd(f"{self.p}:pending", {who: state.offline_at})
+        else:
+            pipe.zrem(f"{self.p}:pending", who)
+        if state.status == ONLINE:
+            pipe.zadd(f"{self.p}:activity", {who: state.last_activity})
+        else:
+            pipe.zrem(f"{self.p}:activity", who)
+        for sid, replica in before_replicas.items():
+            if sid not in state.sockets:
+                pipe.srem(self.replica_key(replica), member(tenant, uid, sid))
+        for sid, socket in state.sockets.items():
+            if sid not in before_replicas:
+                pipe.sadd(self.replica_key(socket.replica), member(tenant, uid, sid))
+        convs = f"{self.p}:convs:{tenant}"
+        after = {sid: s.conversations for sid, s in state.sockets.items()}
+        for sid in set(before) | set(after):
+            old, new = set(before.get(sid, [])), set(after.get(sid, []))
+            for conv in new - old:
+                pipe.hincrby(convs, conv, 1)
+            for conv in old - new:
+                pipe.hincrby(convs, conv, -1)
+        await pipe.execute()
+        if any(set(before.get(sid, [])) - set(after.get(sid, [])) for sid in before):
+            await self._drop_empty_conversations(convs)
+
+    async def _drop_empty_conversations(self, key: str) -> None:
+        counts = await self.redis.hgetall(key)
+        empty = [conv for conv, n in counts.items() if int(n) <= 0]
+        if empty:
+            await self.redis.hdel(key, *empty)
+
+    # tombstones: a socket that went away before its connect was handled
+    async def bury(self, sid: str) -> None:
+        await self.redis.set(f"{self.p}:gone:{sid}", "1", ex=TOMBSTONE_SECONDS)
+
+    async def buried(self, sid: str) -> bool:
+        return bool(await self.redis.exists(f"{self.p}:gone:{sid}"))
+
+    # replicas
+    async def beat(self, incarnation: str, replica_id: str, now: float) -> str | None:
+        """Record a heartbeat; returns the previous incarnation of this replica id, if it changed."""
+        previous = await self.redis.hget(f"{self.p}:boots", replica_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.liveness, incarnation, now)
+        pipe.hset(f"{self.p}:boots", replica_id, incarnation)
+        await pipe.execute()
+        return previous if previous and previous != incarnation else None
+
+    async def touch_replica(self, incarnation: str, now: float) -> None:
+        """Know a replica from its first socket, so it is reaped even if it dies before a heartbeat."""
+        await self.redis.hsetnx(self.liveness, incarnation, now)  # type: ignore[misc]
+
+    async def replicas(self) -> dict[str, float]:
+        return {k: float(v) for k, v in (await self.redis.hgetall(self.liveness)).items()}
+
+    async def replica_sockets(self, incarnation: str) -> list[tuple[str, str, str]]:
+        members = await self.redis.smembers(self.replica_key(incarnation))
+        return [tuple(m.split(SEP, 2)) for m in members]  # type: ignore[misc]
+
+    async def socket_age(self, tenant: str, user_id: str, sid: str, now: float) -> float:
+        state, _ = await self.load(tenant, user_id)
+        socket = state.sockets.get(sid)
+        return now - socket.connected_at if socket else float("inf")
+
+    async def forget_replica(self, incarnation: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(self.liveness, incarnation)
+        pipe.delete(self.replica_key(incarnation))
+        await pipe.execute()
+
+    # sweeps
+    async def due(self, index: str, until: float) -> list[tuple[str, str]]:
+        members = await self.redis.zrangebyscore(f"{self.p}:{index}", "-inf", until)
+        return [tuple(m.split(SEP, 1)) for m in members]  # type: ignore[misc]
+
+    # queries
+    async def active(self, tenant: str) -> list[UserPresence]:
+        ids = sorted(await self.redis.smembers(self.online_key(tenant)))
+        if not ids:
+            return []
+        raws = await self.redis.mget([self._user_key(tenant, uid) for uid in ids])
+        users = [UserPresence.from_doc(json.loads(raw)) for raw in raws if raw]
+        return [u for u in users if u.announced]
+
+    async def active_count(self, tenant: str) -> int:
+        return int(await self.redis.scard(self.online_key(tenant)))
+
+    async def statuses(self, tenant: str, user_ids: list[str]) -> dict[str, Any]:
+        if not user_ids:
+            return {}
+        raws = await self.redis.mget([self._user_key(tenant, uid) for uid in user_ids])
+        out: dict[str, Any] = {}
+        for uid, raw in zip(user_ids, raws, strict=True):
+            state = UserPresence.from_doc(json.loads(raw)) if raw else UserPresence(tenant, uid)
+            out[uid] = {"status": state.status, "lastSeen": state.last_seen, "sockets": len(state.sockets)}
+        return out
+
+    async def active_conversations(self, tenant: str) -> int:
+        counts = await self.redis.hvals(f"{self.p}:convs:{tenant}")
+        return sum(1 for n in counts if int(n) > 0)

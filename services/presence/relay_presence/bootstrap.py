@@ -1,0 +1,128 @@
+"""Wires settings, Redis, the broker, the handlers and the sweeper of the presence service."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from relay_broker import Broker, Topology, serve_commands
+from relay_config import RelaySettings, load_settings
+from relay_contracts import Envelope
+from relay_log import configure_logging, get_logger
+from relay_ops import serve_ops
+from relay_ops.metrics import command_observer, sample_consumer_lag
+
+from relay_presence.adapters.store import PresenceStore
+from relay_presence.handlers import HANDLERS, Deps, sweep
+from relay_presence.metrics import REPLICAS, SWEEP_SECONDS
+
+log = get_logger(__name__)
+
+SERVICE = "presence"
+
+
+class PresenceSettings(RelaySettings):
+    presence_ops_port: int = 3200
+    ops_host: str = "127.0.0.1"
+    # a user on a replica that died is announced offline within this many seconds
+    presence_reap_seconds: float = 15.0
+    # a user whose last socket closed may reconnect this long without being announced offline
+    presence_grace_seconds: float = 3.0
+    presence_idle_seconds: float = 300.0
+
+    @property
+    def grace(self) -> float:
+        return min(self.presence_grace_seconds, self.presence_reap_seconds * 0.3)
+
+    @property
+    def sweep_every(self) -> float:
+        return max(0.1, min(1.0, self.presence_reap_seconds / 10))
+
+    @property
+    def dead_after(self) -> float:
+        # silence + grace + one sweep stays within PRESENCE_REAP_SECONDS
+        return max(self.presence_reap_seconds * 0.4, self.presence_reap_seconds - self.grace - 2 * self.sweep_every)
+
+
+@dataclass
+class PresenceService:
+    settings: PresenceSettings
+    broker: Broker
+    redis: Redis
+    deps: Deps
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        self.started_at = time.time()
+        queue = await self.broker.declare_service_queue(SERVICE, ["presence.#"])
+        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
+        await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE))
+        self._queue = queue
+        assert self.broker.connection is not None
+        self._probe = await self.broker.connection.channel()
+        log.info(
+            "presence.started", queue=queue.name, dead_after=self.settings.dead_after, grace=self.deps.grace_seconds
+        )
+
+    async def ready(self) -> bool:
+        try:
+            return self.broker.is_connected and bool(await self.redis.ping())
+        except Exception:
+            return False
+
+    async def sweeper(self) -> None:
+        every = self.settings.sweep_every
+        while True:
+            await asyncio.sleep(every)
+            try:
+                # one sweeper across presence instances; the lock expires if its holder dies
+                if not await self.redis.set(f"{self.deps.store.p}:sweeper", "1", nx=True, px=int(every * 1000 * 0.9)):
+                    continue
+                started = time.perf_counter()
+                await sweep(self.deps, started_at=self.started_at)
+                SWEEP_SECONDS.set(time.perf_counter() - started)
+                REPLICAS.set(len(await self.deps.store.replicas()))
+            except Exception:
+                log.exception("presence.sweep_failed")
+
+    async def sample_lag(self) -> None:
+        await sample_consumer_lag(self._probe, SERVICE, self._queue.name)
+
+    async def close(self) -> None:
+        await self.broker.close()
+        await self.redis.aclose()
+
+
+def build(settings: PresenceSettings) -> PresenceService:
+    broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+
+    async def publish(routing_key: str, event: Envelope) -> None:
+        await broker.publish_event(routing_key, event)
+
+    deps = Deps(
+        PresenceStore(redis, settings.relay_instance),
+        publish,
+        grace_seconds=settings.grace,
+        idle_seconds=settings.presence_idle_seconds,
+        dead_after_seconds=settings.dead_after,
+    )
+    return PresenceService(settings, broker, redis, deps)
+
+
+async def run() -> None:
+    settings = load_settings(PresenceSettings)
+    configure_logging(SERVICE, settings.log_level, settings.log_format)
+    service = build(settings)
+    await service.start()
+    try:
+        await asyncio.gather(
+            serve_ops(settings.ops_host, settings.presence_ops_port, {"broker+redis": service.ready}),
+            service.sweeper(),
+            service.sample_lag(),
+        )
+    finally:
+        await service.close()

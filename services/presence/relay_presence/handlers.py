@@ -1,0 +1,257 @@
+"""One async function per presence command, plus the sweeps (dead replicas, grace, idle).
+
+No broker, HTTP or socket objects in here: state goes through the store, announcements through
+`publish` (routing key, event).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay_contracts import Envelope, ErrorCode, RelayError, utcnow_iso
+from relay_contracts import presence as p
+from relay_contracts.routing import event_key
+from relay_log import get_logger, new_correlation_id
+
+from relay_presence import domain
+from relay_presence.adapters.store import PresenceStore, member
+from relay_presence.metrics import REAPED, TRANSITIONS
+
+log = get_logger(__name__)
+
+SYNC_SETTLE_SECONDS = 5.0
+Publish = Callable[[str, Envelope], Awaitable[None]]
+Update = Callable[[domain.UserPresence], domain.Change | None]
+
+
+@dataclass
+class Deps:
+    store: PresenceStore
+    publish: Publish
+    grace_seconds: float = 3.0  # a user whose last socket closed may come back this long unannounced
+    idle_seconds: float = 300.0
+    dead_after_seconds: float = 10.0  # a replica silent this long is dead: its sockets are reaped
+    clock: Callable[[], float] = field(default=time.time)
+
+
+def _actor(env: Envelope) -> str:
+    if env.actor is None:
+        raise RelayError(ErrorCode.AUTH_REQUIRED, "command has no actor")
+    return env.actor.userId
+
+
+async def update_user(
+    deps: Deps, tenant: str, user_id: str, change: Update, *, correlation_id: str
+) -> domain.UserPresence:
+    """Apply `change` to one user under their lock; announce the transition it returns, once."""
+    async with deps.store.lock(member(tenant, user_id)):
+        state, snapshot = await deps.store.load(tenant, user_id)
+        transition = change(state)
+        await deps.store.save(state, snapshot)
+        if transition is not None:
+            # still under the lock: one user's announcements leave in the order they happened
+            await announce(deps, state, transition, correlation_id)
+    return state
+
+
+async def announce(deps: Deps, state: domain.UserPresence, change: domain.Change, correlation_id: str) -> None:
+    count = await deps.store.active_count(state.tenant)
+    data = {
+        "userId": state.user_id,
+        # announced to every socket of the tenant (visitors included): no email address in it
+        "user": {**{k: v for k, v in state.user.items() if k != "email"}, "userId": state.user_id},
+        "status": change.status,
+        "previous": change.previous,
+        "online": change.status != domain.OFFLINE,
+        "connectedSince": domain.iso(state.connected_since),
+        "lastSeen": domain.iso(state.last_seen),
+        "activeUsersCount": count,
+        "timestamp": utcnow_iso(),
+    }
+    event = Envelope(type=p.CHANGED, tenant=state.tenant, correlationId=correlation_id, data=data)
+    await deps.publish(event_key(state.tenant, "tenant", "_", p.CHANGED), event)
+    TRANSITIONS.labels(change.previous, change.status).inc()
+    log.info("presence.changed", user_id=state.user_id, tenant=state.tenant, status=change.status, active=count)
+
+
+async def connect(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = p.Connect.model_validate(env.data)
+    user_id = _actor(env)
+    if await deps.store.buried(cmd.sid):
+        return {"ignored": True}  # its disconnect was handled first
+    await deps.store.touch_replica(cmd.replica, deps.clock())
+    state = await _add_socket(
+        deps, env.tenant, user_id, cmd.sid, cmd.replica, cmd.namespace, cmd.user, env.correlationId
+    )
+    return {"status": state.status, "sockets": len(state.sockets)}
+
+
+async def _add_socket(
+    deps: Deps,
+    tenant: str,
+    user_id: str,
+    sid: str,
+    replica: str,
+    namespace: str,
+    user: dict[str, Any],
+    correlation_id: str,
+) -> domain.UserPresence:
+    now = deps.clock()
+    socket = domain.Socket(sid, replica, namespace, now)
+    return await update_user(
+        deps, tenant, user_id, lambda s: s.connect(socket, user, now), correlation_id=correlation_id
+    )
+
+
+async def disconnect(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = p.Disconnect.model_validate(env.data)
+    state = await _drop_socket(deps, env.tenant, _actor(env), cmd.sid, env.correlationId)
+    return {"status": state.status, "sockets": len(state.sockets)}
+
+
+async def _drop_socket(
+    deps: Deps, tenant: str, user_id: str, sid: str, correlation_id: str, *, bury: bool = True
+) -> domain.UserPresence:
+    if bury:
+        await deps.store.bury(sid)
+    now = deps.clock()
+
+    def drop(s: domain.UserPresence) -> domain.Change | None:
+        s.disconnect(sid, now, deps.grace_seconds)
+        return s.settle(now)  # a zero grace announces at once
+
+    return await update_user(deps, tenant, user_id, drop, correlation_id=correlation_id)
+
+
+async def heartbeat(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = p.Heartbeat.model_validate(env.data)
+    previous = await deps.store.beat(cmd.replica, cmd.replicaId, deps.clock())
+    if previous is not None:
+        # the replica restarted: its previous incarnation's sockets are gone for sure
+        await reap_replica(deps, previous, reason="restarted")
+    return {"known": len(await deps.store.replica_sockets(cmd.replica))}
+
+
+async def sync(env: Envelope, deps: Deps) -> dict[str, Any]:
+    """Make the service's view of one replica match the replica's own list (lost or stale reports)."""
+    cmd = p.Sync.model_validate(env.data)
+    listed = {(s.tenant, s.userId, s.sid): s for s in cmd.sockets}
+    known = set(await deps.store.replica_sockets(cmd.replica))
+    added = removed = 0
+    for tenant, user_id, sid in known - set(listed):
+        # a socket that connected after the replica took its list is not in it: leave recent ones alone
+        if await deps.store.socket_age(tenant, user_id, sid, deps.clock()) < SYNC_SETTLE_SECONDS:
+            continue
+        await _drop_socket(deps, tenant, user_id, sid, env.correlationId, bury=False)
+        removed += 1
+    for key in set(listed) - known:
+        s = listed[key]
+        if await deps.store.buried(s.sid):
+            continue
+        await _add_socket(deps, s.tenant, s.userId, s.sid, cmd.replica, s.namespace, s.user, env.correlationId)
+        added += 1
+    if added or removed:
+        log.warning("presence.replica_resynced", replica=cmd.replica, added=added, removed=removed)
+    return {"added": added, "removed": removed}
+
+
+async def activity(env: Envelope, deps: Deps) -> dict[str, Any]:
+    now = deps.clock()
+    state = await update_user(
+        deps, env.tenant, _actor(env), lambda s: s.activity(now), correlation_id=env.correlationId
+    )
+    return {"status": state.status}
+
+
+async def set_status(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = p.SetStatus.model_validate(env.data)
+    now = deps.clock()
+    state = await update_user(
+        deps, env.tenant, _actor(env), lambda s: s.set_status(cmd.status, now), correlation_id=env.correlationId
+    )
+    if state.status == domain.OFFLINE:
+        raise RelayError(ErrorCode.CONFLICT, "not connected", field="status")
+    return {"userId": state.user_id, "status": state.status, "timestamp": utcnow_iso()}
+
+
+async def track_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = p.TrackConversation.model_validate(env.data)
+
+    def track(s: domain.UserPresence) -> None:
+        s.add_conversation(cmd.sid, cmd.conversationId, cmd.joined)
+
+    await update_user(deps, env.tenant, _actor(env), track, correlation_id=env.correlationId)
+    return {"ok": True}
+
+
+async def active_users(env: Envelope, deps: Deps) -> dict[str, Any]:
+    now = deps.clock()
+    users = await deps.store.active(env.tenant)
+    return {"users": [u.public(now) for u in users], "count": len(users)}
+
+
+async def stats(env: Envelope, deps: Deps) -> dict[str, Any]:
+    return domain.stats(await deps.store.active(env.tenant), deps.clock())
+
+
+async def lookup(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = p.Lookup.model_validate(env.data)
+    found = await deps.store.statuses(env.tenant, list(dict.fromkeys(cmd.userIds)))
+    return {
+        uid: {"status": v["status"], "lastSeen": domain.iso(v["lastSeen"]), "sockets": v["sockets"]}
+        for uid, v in found.items()
+    }
+
+
+async def statistics(env: Envelope, deps: Deps) -> dict[str, Any]:
+    """seed-003 `obtenerEstadisticas()`."""
+    users = await deps.store.active(env.tenant)
+    return {
+        "usuariosConectados": sum(1 for u in users if u.sockets),
+        "conversacionesActivas": await deps.store.active_conversations(env.tenant),
+        "totalSockets": sum(len(u.sockets) for u in users),
+        "timestamp": utcnow_iso(),
+    }
+
+
+# sweeps, run by one presence instance at a time
+async def reap_replica(deps: Deps, incarnation: str, *, reason: str) -> int:
+    sockets = await deps.store.replica_sockets(incarnation)
+    cid = new_correlation_id()
+    for tenant, user_id, sid in sockets:
+        await _drop_socket(deps, tenant, user_id, sid, cid)
+    await deps.store.forget_replica(incarnation)
+    REAPED.inc(len(sockets))
+    log.warning("presence.replica_reaped", replica=incarnation, sockets=len(sockets), reason=reason)
+    return len(sockets)
+
+
+async def sweep(deps: Deps, *, started_at: float) -> None:
+    now = deps.clock()
+    for incarnation, last in (await deps.store.replicas()).items():
+        # after our own restart, heartbeats queued meanwhile are still arriving: count from our start
+        if max(last, started_at) < now - deps.dead_after_seconds:
+            await reap_replica(deps, incarnation, reason="heartbeat stopped")
+    cid = new_correlation_id()
+    for tenant, user_id in await deps.store.due("pending", now):
+        await update_user(deps, tenant, user_id, lambda s: s.settle(now), correlation_id=cid)
+    for tenant, user_id in await deps.store.due("activity", now - deps.idle_seconds):
+        await update_user(deps, tenant, user_id, lambda s: s.idle(now, deps.idle_seconds), correlation_id=cid)
+
+
+HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
+    p.CONNECT: connect,
+    p.DISCONNECT: disconnect,
+    p.HEARTBEAT: heartbeat,
+    p.SYNC: sync,
+    p.ACTIVITY: activity,
+    p.SET_STATUS: set_status,
+    p.TRACK_CONVERSATION: track_conversation,
+    p.ACTIVE_USERS: active_users,
+    p.STATS: stats,
+    p.LOOKUP: lookup,
+    p.STATISTICS: statistics,
+}
