@@ -19,6 +19,7 @@ GET_HISTORY = "message.history"
 LIST_CONVERSATIONS = "conversation.list"
 CLOSE_CONVERSATION = "conversation.close"
 LOCATE_MESSAGE = "message.locate"
+MARK_CONVERSATION_READ = "conversation.mark_read"
 
 # event types
 MESSAGE_CREATED = "message.created"
@@ -125,6 +126,10 @@ class ListConversations(Strict):
 
 
 class CloseConversation(Strict):
+    conversationId: Id
+
+
+class MarkConversationRead(Strict):
     conversationId: Id
 
 
