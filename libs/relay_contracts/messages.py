@@ -17,8 +17,9 @@ CHECK_ACCESS = "conversation.access"
 SEND_MESSAGE = "message.send"
 GET_HISTORY = "message.history"
 LIST_CONVERSATIONS = "conversation.list"
-LOCATE_MESSAGE = "message.locate"
 CLOSE_CONVERSATION = "conversation.close"
+LOCATE_MESSAGE = "message.locate"
+MARK_CONVERSATION_READ = "conversation.mark_read"
 
 # event types
 MESSAGE_CREATED = "message.created"
@@ -95,8 +96,6 @@ class SendMessage(Strict):
     isInternal: bool = False
     clientMessageId: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     replyTo: Id | None = None
-    priority: Priority = "normal"
-    metadata: Metadata | None = None
     # seed-000 channels: thread replies, references, mentions (user ids), links
     threadId: Id | None = None
     parentMessageId: Id | None = None
@@ -107,6 +106,8 @@ class SendMessage(Strict):
     links: tuple[Annotated[str, StringConstraints(min_length=1, max_length=2048)], ...] = Field(
         default=(), max_length=20
     )
+    priority: Priority = "normal"
+    metadata: Metadata | None = None
 
 
 class GetHistory(Strict):
@@ -120,10 +121,15 @@ class GetHistory(Strict):
 class ListConversations(Strict):
     status: Literal["PENDING", "IN_PROGRESS", "CLOSED"] | None = None
     type: Literal["support", "direct", "group", "channel"] | None = None
+    types: tuple[Literal["support", "direct", "group", "channel"], ...] | None = None
     memberOnly: bool = False  # True: only where the caller is a participant (no support queue for agents)
 
 
 class CloseConversation(Strict):
+    conversationId: Id
+
+
+class MarkConversationRead(Strict):
     conversationId: Id
 
 

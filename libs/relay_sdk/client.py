@@ -231,6 +231,10 @@ class RelayClient:
         result: dict[str, Any] = await self.get(f"/v2/chats/{chat_id}")
         return result
 
+    async def mark_read(self, chat_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.post(f"/v2/chats/{chat_id}/read")
+        return result
+
     async def close_chat(self, chat_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.post(f"/v2/chats/{chat_id}/close")
         return result

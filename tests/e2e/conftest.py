@@ -40,6 +40,8 @@ def stack(instance: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             "LOG_LEVEL": "DEBUG",
             "AUTH_GRACE_SECONDS": "2",
             "MAX_UPLOAD_BYTES": "2097152",
+            # the property tests throw many uploads and refreshes from one user; other rules keep their defaults
+            "RATE_LIMITS": "upload=300/60s,auth=300/60s",
             "PRESENCE_REAP_SECONDS": "6",
         },
     )

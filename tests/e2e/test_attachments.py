@@ -105,3 +105,27 @@ async def test_non_members_can_neither_upload_nor_download(client_factory, mint,
             await owner.send(other_chat, "see file", type="file", attachment=attachment)
         assert bad.value.status == 400 and bad.value.body["error"]["field"] == "attachment.url"
     assert (await owner.history(other_chat))["messages"] == []
+
+
+async def test_streamed_upload_without_length_is_cut_at_the_limit(client_factory, mint):
+    visitor = client_factory(mint("v-files-stream", "visitor"), 0)
+    chat_id = (await visitor.open_chat())["chatId"]
+    head = (
+        f'--b\r\nContent-Disposition: form-data; name="chatId"\r\n\r\n{chat_id}\r\n'
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode()
+
+    async def chunked():  # no Content-Length: the gateway must count as it reads
+        yield head
+        for _ in range(40):
+            yield b"y" * 64 * 1024  # 2.5 MiB in all, over the 2 MiB limit of this stack
+        yield b"\r\n--b--\r\n"
+
+    response = await visitor.http.post(
+        "/v2/files/upload",
+        content=chunked(),
+        headers={**visitor._headers(), "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert (await visitor.history(chat_id))["messages"] == []

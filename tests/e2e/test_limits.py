@@ -105,3 +105,22 @@ async def test_refresh_with_a_fresh_token_of_the_same_user_keeps_the_socket(gate
         assert [e for e in sock.received("error") if "field" not in e] == []  # only the refusals above
     finally:
         await sock.close()
+
+
+async def test_socket_packet_over_64_kib_never_reaches_a_handler(client_factory, mint):
+    """The transport refuses packets over MAX_PACKET_BYTES by closing that connection; nothing is stored."""
+    visitor = client_factory(mint("v-big-packet", "visitor"), 1)
+    chat_id = (await visitor.open_chat())["chatId"]
+    sock = visitor.socket()
+    await sock.connect()
+    disconnected = asyncio.Event()
+    sock.sio.on("disconnect", disconnected.set)
+    try:
+        await sock.emit("chat:join", {"chatId": chat_id, "padding": "x" * 70_000})
+        await asyncio.wait_for(disconnected.wait(), 5)
+        assert sock.received("chat:joined") == []
+        assert (await visitor.history(chat_id))["messages"] == []
+        await sock.reconnect()  # the user is not banned: a normal connection works again
+        assert (await sock.join(chat_id))["success"] is True
+    finally:
+        await sock.close()

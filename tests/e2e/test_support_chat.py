@@ -148,6 +148,11 @@ async def test_chat_list_counts_unread_and_previews_hide_notes(client_factory, m
     pending = await agent.chats(status="PENDING")
     assert second in {c["chatId"] for c in pending} and first not in {c["chatId"] for c in pending}
 
+    read = await visitor.mark_read(first)
+    assert read["unreadCount"] == 0 and (await visitor.chat(first))["unreadCount"] == 0
+    await agent.send(first, "otra")
+    assert (await visitor.chat(first))["unreadCount"] == 1
+
     outsider = client_factory(mint("v-list-other", "visitor"), 1)
     assert await outsider.chats() == []
     other_tenant = client_factory(mint("a-list-globex", "agent", tenant="globex"), 0)

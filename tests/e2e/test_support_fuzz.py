@@ -89,6 +89,20 @@ class Harness:
         mine = await self.owner.chats()
         return history, {k: chat[k] for k in ("status", "lastSeq", "participants")}, [c["chatId"] for c in mine]
 
+    def post_refused(self, client: RelayClient, path: str, content: bytes, content_type: str) -> None:
+        """POST raw bytes; the answer must be a SPEC §7 refusal."""
+        headers = {**client._headers(), "Content-Type": content_type}
+        response = self.run(client.http.post(path, content=content, headers=headers))
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["error"]["code"] in CODES
+
+    def assert_unchanged_after(self, throw: Any, before: Any, client: RelayClient) -> None:
+        try:
+            throw()
+            assert self.run(self.stored()) == before
+        finally:
+            self.run(client.close())
+
     def close(self) -> None:
         self.run(self.owner.close())
         self.run(self.agent.close())
@@ -172,18 +186,32 @@ def test_malformed_rest_bodies_change_nothing(harness: Harness, route: str) -> N
     @given(body=bad_bodies)
     def throw(body: Any) -> None:
         body = substitute(body, harness.chat_id)
-        if isinstance(body, bytes):
-            content = body
-        else:
-            content = json.dumps(body).encode()
-        response = harness.run(
-            client.http.post(path, content=content, headers={**client._headers(), "Content-Type": "application/json"})
-        )
-        assert 400 <= response.status_code < 500, response.text
-        assert response.json()["error"]["code"] in CODES
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        harness.post_refused(client, path, content, "application/json")
 
-    try:
-        throw()
-        assert harness.run(harness.stored()) == before
-    finally:
-        harness.run(client.close())
+    harness.assert_unchanged_after(throw, before, client)
+
+
+multipart_junk = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.tuples(st.sampled_from(["file", "chatId", "x"]), st.text(max_size=30)), max_size=3).map(
+        lambda parts: (
+            "".join(
+                f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n' for name, value in parts
+            ).encode()
+            + b"--b--\r\n"
+        )
+    ),
+)
+
+
+def test_malformed_uploads_change_nothing(harness: Harness) -> None:
+    client = RelayClient(harness.gateways[0], token=harness.mint("v-fuzz-upload", "visitor"))
+    before = harness.run(harness.stored())
+
+    @FUZZ
+    @given(body=multipart_junk, content_type=st.sampled_from(["multipart/form-data; boundary=b", "application/json"]))
+    def throw(body: bytes, content_type: str) -> None:
+        harness.post_refused(client, "/v2/files/upload", body, content_type)
+
+    harness.assert_unchanged_after(throw, before, client)

@@ -15,7 +15,7 @@ from relay_contracts import Envelope, RelayError
 from relay_contracts import files as f
 from relay_contracts.envelope import Actor
 from relay_gateway.ratelimit import RateLimiter, Rule
-from relay_message import files, handlers
+from relay_message import changes, files, handlers
 from relay_message.adapters.files import BUCKET, FileRepo
 from relay_message.adapters.repo import ConversationRepo, MessageRepo
 from relay_message.handlers import Deps
@@ -112,3 +112,31 @@ async def test_an_upload_over_its_limit_or_corrupt_is_refused_and_cleaned(db):
     assert corrupt.value.code.value == "VALIDATION_ERROR"
     assert await db[f"{BUCKET}.chunks"].count_documents({"files_id": file_id}) == 0
     assert await db[f"{BUCKET}.files"].count_documents({"_id": file_id}) == 0
+
+
+async def test_chat_list_previews_follow_edits_and_deletes_and_hide_notes(db):
+    async def publish(key: str, event: Envelope) -> None:
+        pass
+
+    deps = Deps(ConversationRepo(db), MessageRepo(db), publish)
+    await deps.conversations.ensure_indexes()
+    await deps.messages.ensure_indexes()
+    await handlers.create_conversation(command("conversation.create", "v1", ("visitor",), conversationId="c3"), deps)
+
+    async def send(user: str, roles: tuple[str, ...], content: str, **extra) -> dict:
+        data = {"conversationId": "c3", "content": content, "clientMessageId": uuid.uuid4().hex, **extra}
+        return await handlers.send_message(command("message.send", user, roles, **data), deps)
+
+    async def previews() -> tuple[str, str]:
+        visitor = await handlers.list_conversations(command("conversation.list", "v1", ("visitor",)), deps)
+        agent = await handlers.list_conversations(command("conversation.list", "a1", ("agent",)), deps)
+        return visitor["conversations"][0]["lastMessage"]["content"], agent["conversations"][0]["lastMessage"][
+            "content"
+        ]
+
+    public = await send("v1", ("visitor",), "my card number is 4111")
+    await send("a1", ("agent",), "VIP customer", isInternal=True)
+    assert await previews() == ("my card number is 4111", "VIP customer")
+    delete = {"conversationId": "c3", "messageId": public["messageId"]}
+    await changes.delete_message(command("message.delete", "v1", ("visitor",), **delete), deps)
+    assert (await previews())[0] == ""  # the deleted text is gone from the visitor's list too

@@ -45,6 +45,11 @@ class FakeConversations:
             if not internal:
                 doc["preview"]["all"] = preview
 
+    async def revise_preview(self, tenant: str, cid: str, message_id: str, content: str) -> None:
+        for preview in self.docs[(tenant, cid)].get("preview", {}).values():
+            if preview.get("messageId") == message_id:
+                preview["content"] = content
+
     async def add_participant(self, tenant: str, cid: str, member: dict[str, Any]) -> dict[str, Any] | None:
         doc = self.docs[(tenant, cid)]
         if any(p["userId"] == member["userId"] for p in doc["participants"]):

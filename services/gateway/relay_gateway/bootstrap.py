@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import socketio
 from redis.asyncio import Redis
@@ -50,6 +50,7 @@ class GatewayApp:
     asgi: socketio.ASGIApp
     router: SocketRouter | None = None
     _watchdog: asyncio.Task[None] | None = None
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.broker.connect()
@@ -59,6 +60,7 @@ class GatewayApp:
         self.gw.sio.manager_initialized = True
         self.manager.initialize()
         self._watchdog = asyncio.create_task(self._watch_listener(), name="relay-redis-listener-watchdog")
+        self._background = [asyncio.create_task(job(self.gw)) for job in self.gw.on_start]
         log.info("gateway.started", replica=self.gw.settings.replica_id, port=self.gw.settings.gateway_port)
 
     def listener_alive(self) -> bool:
@@ -88,6 +90,8 @@ class GatewayApp:
     async def close(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
+        for task in self._background:
+            task.cancel()
         await self.gw.delivery.close()
         await self.broker.close()
         await self.gw.redis.aclose()

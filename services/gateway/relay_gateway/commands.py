@@ -10,6 +10,8 @@ from relay_contracts import Envelope
 from relay_contracts.envelope import Actor
 from relay_log import current_correlation_id, new_correlation_id
 
+from relay_gateway import metrics
+
 
 def envelope_for(principal: Principal, command_type: str, data: dict[str, Any]) -> Envelope:
     return Envelope(
@@ -27,6 +29,7 @@ class CommandBus:
 
     async def call(self, principal: Principal, command_type: str, data: dict[str, Any]) -> Any:
         """Run a command as `principal`; returns the service's answer or raises its RelayError."""
+        metrics.COMMANDS.labels(command_type).inc()
         return await self._rpc.call(envelope_for(principal, command_type, data))
 
     async def send(self, principal: Principal, command_type: str, data: dict[str, Any]) -> None:

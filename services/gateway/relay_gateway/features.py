@@ -21,6 +21,7 @@ from relay_gateway.sockets import mensajeria as mensajeria_sockets
 from relay_gateway.sockets import orders as orders_sockets
 from relay_gateway.sockets import support as support_sockets
 from relay_gateway.sockets import users as users_sockets
+from relay_gateway.web import FEATURE as WEB
 
 FEATURES: list[Feature] = [
     Feature("auth", routes=auth_rest.ROUTES),
@@ -42,4 +43,5 @@ FEATURES: list[Feature] = [
         routes=mensajeria_rest.ROUTES,
         register=mensajeria_sockets.register,
     ),
+    WEB,
 ]

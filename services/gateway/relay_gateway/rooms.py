@@ -45,11 +45,6 @@ def tenant_room() -> str:
     return "tenant:all"
 
 
-def mensajeria_room(conversation_id: str) -> str:
-    # under the reserved `chat:` prefix, so the free-room API can never join it
-    return f"chat:{conversation_id}:mensajeria"
-
-
 def channel_room(conversation_id: str) -> str:
     return f"channel:{conversation_id}"
 
@@ -68,3 +63,8 @@ def free_room(name: str) -> str:
 
 
 EVERYONE = "everyone"  # with tenant "*": every authenticated socket of every tenant (relay.emit scope all)
+
+
+def mensajeria_room(conversation_id: str) -> str:
+    # under the reserved `chat:` prefix, so the free-room API can never join it
+    return f"chat:{conversation_id}:mensajeria"

@@ -44,6 +44,8 @@ class GatewaySettings(RelaySettings):
     dev_login: bool | None = None
     session_ttl_seconds: int = 8 * 3600
     access_token_ttl_seconds: int = 8 * 3600
+    # where socket.io.min.js is served from; empty: <checkout>/web/node_modules/socket.io-client/dist
+    web_vendor_dir: str = ""
 
     # per-user limits shared across replicas, e.g. "message=30/10s,typing=off" (see ratelimit.py)
     rate_limits: str = ""

@@ -60,6 +60,7 @@ async def edit_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     updated = await _message(deps, env, cmd.conversationId, cmd.messageId)
     public = domain.public_message(updated)
     await _publish(deps, env, cmd.conversationId, m.MESSAGE_UPDATED, public)
+    await deps.conversations.revise_preview(env.tenant, cmd.conversationId, cmd.messageId, cmd.content)
     return public
 
 
@@ -82,6 +83,7 @@ async def delete_message(env: Envelope, deps: Deps) -> dict[str, Any]:
         "deletedAt": iso(now),
     }
     await _publish(deps, env, cmd.conversationId, m.MESSAGE_DELETED, data)
+    await deps.conversations.revise_preview(env.tenant, cmd.conversationId, cmd.messageId, "")
     return data
 
 

@@ -13,14 +13,6 @@ from relay_contracts.routing import event_key
 from relay_message import domain
 from relay_message.handlers import Deps, _actor
 
-MEMBER_PERMISSIONS = {"canSend": True, "canDelete": False, "canModerate": False}
-MODERATOR_PERMISSIONS = {"canSend": True, "canDelete": True, "canModerate": True}
-
-
-def _member(user_id: str, role: str, at: datetime) -> dict[str, Any]:
-    permissions = MODERATOR_PERMISSIONS if role == "moderator" else MEMBER_PERMISSIONS
-    return {"userId": user_id, "role": role, "joinedAt": at, "permissions": dict(permissions)}
-
 
 async def _channel(deps: Deps, env: Envelope, conversation_id: str) -> dict[str, Any]:
     conversation = await deps.conversations.get(env.tenant, conversation_id)
@@ -34,11 +26,11 @@ async def create_channel(env: Envelope, deps: Deps) -> dict[str, Any]:
     user, _ = _actor(env)
     now = datetime.now(UTC)
     # the creator moderates the channel; a later entry never demotes an earlier one
-    members: dict[str, dict[str, Any]] = {user: _member(user, "moderator", now)}
+    members: dict[str, dict[str, Any]] = {user: domain.member(user, "moderator", now)}
     for moderator in cmd.moderators:
-        members.setdefault(moderator, _member(moderator, "moderator", now))
+        members.setdefault(moderator, domain.member(moderator, "moderator", now))
     for member in cmd.members:
-        members.setdefault(member, _member(member, "member", now))
+        members.setdefault(member, domain.member(member, "member", now))
     doc = {
         "tenant": env.tenant,
         "conversationId": cmd.conversationId,
@@ -79,7 +71,7 @@ async def join_channel(env: Envelope, deps: Deps) -> dict[str, Any]:
         if conversation.get("type") == "channel" and conversation.get("visibility") == "public":
             now = datetime.now(UTC)
             updated = await deps.conversations.add_participant(
-                env.tenant, cmd.conversationId, _member(user, "member", now)
+                env.tenant, cmd.conversationId, domain.member(user, "member", now)
             )
             conversation = updated or await _channel(deps, env, cmd.conversationId)
             if updated is not None:
@@ -101,7 +93,7 @@ async def add_members(env: Envelope, deps: Deps) -> dict[str, Any]:
         raise RelayError(ErrorCode.PERMISSION_DENIED, "only moderators add members to this channel")
     now = datetime.now(UTC)
     added = await deps.conversations.add_participants(
-        env.tenant, cmd.conversationId, [_member(u, "member", now) for u in dict.fromkeys(cmd.members)]
+        env.tenant, cmd.conversationId, [domain.member(u, "member", now) for u in dict.fromkeys(cmd.members)]
     )
     if added:
         await _announce_members(deps, env, cmd.conversationId, added)

@@ -38,6 +38,9 @@ def is_web_link(url: str) -> bool:
     return re.match(r"^https?://[^\s/]+", url) is not None
 
 
+MODERATOR_ROLES = frozenset({"moderador", "moderator", "admin"})
+
+
 def is_agent(roles: tuple[str, ...] | list[str]) -> bool:
     return any(r.lower() in AGENT_ROLES for r in roles)
 
@@ -51,22 +54,20 @@ def participant(conversation: dict[str, Any], user_id: str) -> dict[str, Any] | 
 
 def default_permissions(role: str) -> dict[str, bool]:
     """What a participant of `role` may do unless the conversation's creator says otherwise."""
-    moderator = role.lower() in MODERATION_ROLES
+    moderator = role.lower() in MODERATOR_ROLES
     return {"canSend": True, "canDelete": moderator, "canModerate": moderator}
+
+
+def member(user_id: str, role: str, at: datetime) -> dict[str, Any]:
+    """A participant entry with its role's default permissions."""
+    return {"userId": user_id, "role": role, "joinedAt": at, "permissions": default_permissions(role)}
 
 
 def build_participants(
     creator: str, creator_role: str, specs: Iterable[ParticipantSpec], at: datetime
 ) -> list[dict[str, Any]]:
     """The creator first, then each listed user once (a later entry for the same user wins)."""
-    members: dict[str, dict[str, Any]] = {
-        creator: {
-            "userId": creator,
-            "role": creator_role,
-            "joinedAt": at,
-            "permissions": default_permissions(creator_role),
-        }
-    }
+    members: dict[str, dict[str, Any]] = {creator: member(creator, creator_role, at)}
     for spec in specs:
         role = spec.role.lower()
         permissions = default_permissions(role)
@@ -178,10 +179,10 @@ def public_conversation(
         "createdBy": doc.get("createdBy"),
         "lastActivityAt": _iso_or_none(doc.get("lastActivityAt")),
     }
-    if doc.get("description"):
-        out["description"] = doc["description"]
     if doc.get("name"):
         out["name"] = doc["name"]
+    if doc.get("description"):
+        out["description"] = doc["description"]
     if viewer is not None:
         out["unreadCount"] = int(stats.get("unread", {}).get(user_field(viewer), 0))
         # the agents' preview may be an internal note; everyone else sees the last public message
@@ -198,19 +199,17 @@ def _iso_or_none(value: Any) -> str | None:
 
 # --- channels (seed-000): moderation, threads, edits, reactions ------------------------------------------------------
 
-MODERATION_ROLES = frozenset({"moderador", "moderator", "admin"})
-
 
 def can_moderate(conversation: dict[str, Any], user_id: str, roles: tuple[str, ...]) -> bool:
     """A moderator of the tenant (role) or of this conversation (participant role or permission)."""
-    if any(r.lower() in MODERATION_ROLES for r in roles):
+    if any(r.lower() in MODERATOR_ROLES for r in roles):
         return True
     member = participant(conversation, user_id)
     if member is None:
         return False
     permissions = member.get("permissions") or {}
     return (
-        str(member.get("role", "")).lower() in MODERATION_ROLES
+        str(member.get("role", "")).lower() in MODERATOR_ROLES
         or bool(permissions.get("canModerate"))
         or bool(permissions.get("canDelete"))
     )

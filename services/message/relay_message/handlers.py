@@ -60,7 +60,7 @@ async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
         "subject": cmd.subject,
         "status": domain.PENDING if cmd.type == domain.SUPPORT else domain.IN_PROGRESS,
         "visibility": "members",
-        "participants": domain.build_participants(user, _member(user, roles, now=now)["role"], cmd.participants, now),
+        "participants": domain.build_participants(user, _creator_role(roles), cmd.participants, now),
         "lastSeq": 0,
         "stats": {"totalMessages": 0, "lastMessageAt": None, "unread": {}},
         "createdAt": now,
@@ -78,14 +78,10 @@ async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
     return public
 
 
-def _member(user: str, roles: tuple[str, ...], *, now: datetime) -> dict[str, Any]:
+def _creator_role(roles: tuple[str, ...]) -> str:
+    """The role a conversation's creator takes: an agent role when it has one."""
     agent_roles = [r for r in roles if domain.is_agent([r])]
-    return {
-        "userId": user,
-        "role": (agent_roles or list(roles) or ["member"])[0],
-        "joinedAt": now,
-        "permissions": {"canSend": True, "canDelete": False, "canModerate": False},
-    }
+    return (agent_roles or list(roles) or ["member"])[0]
 
 
 async def check_access(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -103,7 +99,19 @@ async def list_conversations(env: Envelope, deps: Deps) -> dict[str, Any]:
     docs = await deps.conversations.list_for(
         env.tenant, user, include_support_queue=agent and not cmd.memberOnly, status=cmd.status, type_=cmd.type
     )
+    if cmd.types is not None:
+        docs = [d for d in docs if d.get("type") in cmd.types]
     return {"conversations": [domain.public_conversation(d, viewer=user, viewer_is_agent=agent) for d in docs]}
+
+
+async def mark_conversation_read(env: Envelope, deps: Deps) -> dict[str, Any]:
+    """The caller has seen everything in the conversation: their unread count drops to 0."""
+    cmd = m.MarkConversationRead.model_validate(env.data)
+    user, roles = _actor(env)
+    await _readable(deps, env, cmd.conversationId)
+    await deps.conversations.reset_unread(env.tenant, cmd.conversationId, user)
+    conversation = await _readable(deps, env, cmd.conversationId)
+    return domain.public_conversation(conversation, viewer=user, viewer_is_agent=domain.is_agent(roles))
 
 
 async def close_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -160,7 +168,7 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     public = domain.public_message(doc)
     if domain.participant(conversation, user) is None and domain.is_agent(roles):
         # an agent who answers becomes a member: their own unread counts and chat list follow
-        member = _member(user, roles, now=doc["createdAt"])
+        member = domain.member(user, _creator_role(roles), doc["createdAt"])
         await deps.conversations.add_participant(env.tenant, cmd.conversationId, member)
     await deps.conversations.record_message(
         env.tenant,
@@ -195,10 +203,10 @@ async def _attachment(deps: Deps, env: Envelope, cmd: m.SendMessage) -> dict[str
             )
         return attachment
     stored = await deps.files.get(env.tenant, file_id) if deps.files is not None else None
-    if stored is None or stored.get("conversationId") != cmd.conversationId:
+    if deps.files is None or stored is None or stored.get("conversationId") != cmd.conversationId:
         raise RelayError(ErrorCode.VALIDATION_ERROR, "attachment is not an upload of this chat", field="attachment.url")
     if cmd.isInternal:
-        await deps.files.mark_internal(env.tenant, file_id)  # type: ignore[union-attr]
+        await deps.files.mark_internal(env.tenant, file_id)
     return {**attachment, "url": domain.file_url(file_id), "fileSize": stored["length"], "mimeType": stored["mimeType"]}
 
 
@@ -226,8 +234,6 @@ async def _insert_with_next_seq(
             "isInternal": cmd.isInternal,
             "isFirstResponse": first,
             "replyTo": cmd.replyTo,
-            "priority": cmd.priority,
-            "metadata": cmd.metadata,
             "senderName": env.actor.username if env.actor else None,
             "threadId": cmd.threadId,
             "parentMessageId": cmd.parentMessageId,
@@ -235,6 +241,8 @@ async def _insert_with_next_seq(
             "mentions": list(dict.fromkeys(cmd.mentions)),
             "links": list(cmd.links),
             "thread": None,
+            "priority": cmd.priority,
+            "metadata": cmd.metadata,
             "clientMessageId": cmd.clientMessageId,
             "deliveryState": "sent",
             "reads": [],
@@ -320,6 +328,7 @@ HANDLERS: dict[str, Handler] = {
     m.GET_HISTORY: get_history,
     m.LIST_CONVERSATIONS: list_conversations,
     m.CLOSE_CONVERSATION: close_conversation,
+    m.MARK_CONVERSATION_READ: mark_conversation_read,
 }
 
 __all__ = ["HANDLERS", "Deps", "ValidationError"]

@@ -111,6 +111,14 @@ async def close_chat(request: Request) -> JSONResponse:
     return JSONResponse(chat_payload(chat))
 
 
+async def mark_chat_read(request: Request) -> JSONResponse:
+    """Mark everything in a chat as seen by the caller: their `unreadCount` drops to 0; answers the chat."""
+    principal = await caller(request)
+    gw = gateway(request)
+    chat = await gw.bus.call(principal, m.MARK_CONVERSATION_READ, {"conversationId": _chat_id(request)})
+    return JSONResponse(chat_payload(chat))
+
+
 def _chat_id(request: Request) -> str:
     try:
         return ChatPath.model_validate({"chatId": request.path_params["chat_id"]}).chatId
@@ -155,6 +163,7 @@ ROUTES = [
     Route("/v2/chats", list_chats, methods=["GET"]),
     Route("/v2/chats/{chat_id}", get_chat, methods=["GET"]),
     Route("/v2/chats/{chat_id}/close", close_chat, methods=["POST"]),
+    Route("/v2/chats/{chat_id}/read", mark_chat_read, methods=["POST"]),
     Route("/v2/messages", post_message, methods=["POST"]),
     Route("/v2/messages/chat/{chat_id}", chat_history, methods=["GET"]),
 ]

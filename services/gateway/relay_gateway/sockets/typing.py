@@ -61,11 +61,12 @@ class Typists:
         key = (conn.sid, chat_id)
         state = self._states.get(key)
         now = time.monotonic()
-        relay = state is None or now - state.relayed_at >= REFRESH_RELAY_SECONDS
+        relayed_at = state.relayed_at if state is not None else float("-inf")
+        relay = now - relayed_at >= REFRESH_RELAY_SECONDS
         if state is not None:
             state.expiry.cancel()
         expiry = asyncio.create_task(self._expire(conn, chat_id), name=f"typing-expiry-{conn.sid}")
-        self._states[key] = TypingState(expiry, now if relay else state.relayed_at)  # type: ignore[union-attr]
+        self._states[key] = TypingState(expiry, now if relay else relayed_at)
         if relay:
             # through the Redis manager: members on other replicas get it too
             await self.gw.sio.emit(

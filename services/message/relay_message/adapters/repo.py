@@ -11,7 +11,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from relay_message.domain import user_field
+from relay_message.domain import PREVIEW_CHARS, user_field
 
 __all__ = ["ConversationRepo", "MessageRepo", "SeqConflict", "conversation_key", "user_field"]
 
@@ -77,6 +77,19 @@ class ConversationRepo:
                 new["preview.all"] = preview
         await self._col.update_one(
             {"_id": conversation_key(tenant, conversation_id)}, {"$max": {"lastSeq": seq}, "$inc": inc, "$set": new}
+        )
+
+    async def revise_preview(self, tenant: str, conversation_id: str, message_id: str, content: str) -> None:
+        """A previewed message was edited or deleted (`content` ""): chat lists must not keep the old text."""
+        for audience in ("agents", "all"):
+            await self._col.update_one(
+                {"_id": conversation_key(tenant, conversation_id), f"preview.{audience}.messageId": message_id},
+                {"$set": {f"preview.{audience}.content": content[:PREVIEW_CHARS]}},
+            )
+
+    async def reset_unread(self, tenant: str, conversation_id: str, user_id: str) -> None:
+        await self._col.update_one(
+            {"_id": conversation_key(tenant, conversation_id)}, {"$set": {f"stats.unread.{user_field(user_id)}": 0}}
         )
 
     async def close(self, tenant: str, conversation_id: str, by: str, at: datetime) -> bool:
