@@ -134,6 +134,11 @@ async def test_stats_and_active_users_are_the_same_on_both_replicas(open_socket,
     await open_socket("intruder", "other-" + tenant, 1, "agent")  # another tenant: never counted
     await eventually(lambda: _equals(active_ids(b), ["adm", "ag1", "ag2", "v1"]), what="4 active users")
 
+    async def all_sockets_counted() -> bool:
+        return (await a.call("get-users-stats"))["totalSockets"] == 6
+
+    await eventually(all_sockets_counted, what="6 sockets")
+
     stats = [await s.call("get-users-stats") for s in (a, b)]
     for s in stats:
         assert s["success"] is True
