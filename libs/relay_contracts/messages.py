@@ -16,6 +16,8 @@ CREATE_CONVERSATION = "conversation.create"
 CHECK_ACCESS = "conversation.access"
 SEND_MESSAGE = "message.send"
 GET_HISTORY = "message.history"
+LIST_CONVERSATIONS = "conversation.list"
+CLOSE_CONVERSATION = "conversation.close"
 
 # event types
 MESSAGE_CREATED = "message.created"
@@ -55,6 +57,16 @@ class SendMessage(Strict):
     isInternal: bool = False
     clientMessageId: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     replyTo: Id | None = None
+    # seed-000 channels: thread replies, references, mentions (user ids), links
+    threadId: Id | None = None
+    parentMessageId: Id | None = None
+    attachments: tuple[Annotated[str, StringConstraints(min_length=1, max_length=2048)], ...] = Field(
+        default=(), max_length=20
+    )
+    mentions: tuple[Id, ...] = Field(default=(), max_length=50)
+    links: tuple[Annotated[str, StringConstraints(min_length=1, max_length=2048)], ...] = Field(
+        default=(), max_length=20
+    )
 
 
 class GetHistory(Strict):
@@ -63,3 +75,92 @@ class GetHistory(Strict):
     afterSeq: int | None = Field(default=None, ge=0)
     before: int | None = Field(default=None, ge=1)
     dateFrom: str | None = None
+
+
+class ListConversations(Strict):
+    status: Literal["PENDING", "IN_PROGRESS", "CLOSED"] | None = None
+    type: Literal["support", "direct", "group", "channel"] | None = None
+
+
+class CloseConversation(Strict):
+    conversationId: Id
+
+
+# --- channels (seed-000) and message changes: edit, delete, reactions, threads, sync ---------------------------------
+
+CREATE_CHANNEL = "conversation.channel.create"
+LIST_CHANNELS = "conversation.channel.list"
+JOIN_CHANNEL = "conversation.channel.join"
+ADD_MEMBERS = "conversation.members.add"
+EDIT_MESSAGE = "message.edit"
+DELETE_MESSAGE = "message.delete"
+REACT_MESSAGE = "message.react"
+CREATE_THREAD = "message.thread.create"
+SYNC_MESSAGES = "message.sync"
+
+MESSAGE_UPDATED = "message.updated"
+MESSAGE_DELETED = "message.deleted"
+REACTION_CHANGED = "message.reaction.changed"
+THREAD_CREATED = "message.thread.created"
+MESSAGE_MENTIONED = "message.mentioned"  # one per mentioned member, routed to that user
+MEMBERS_ADDED = "conversation.members.added"
+
+Visibility = Literal["public", "members"]
+Link = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+AttachmentRef = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+Emoji = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class CreateChannel(Strict):
+    conversationId: Id
+    name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    members: tuple[Id, ...] = Field(default=(), max_length=1000)
+    visibility: Visibility = "members"
+    moderators: tuple[Id, ...] = Field(default=(), max_length=100)
+
+
+class ListChannels(Strict):
+    includePublic: bool = False  # also public channels the caller has not joined
+
+
+class JoinChannel(Strict):
+    conversationId: Id
+
+
+class AddMembers(Strict):
+    conversationId: Id
+    members: tuple[Id, ...] = Field(min_length=1, max_length=1000)
+
+
+class EditMessage(Strict):
+    conversationId: Id
+    messageId: Id
+    content: str = Field(max_length=100_000)
+    attachments: tuple[AttachmentRef, ...] | None = Field(default=None, max_length=20)
+    mentions: tuple[Id, ...] | None = Field(default=None, max_length=50)
+    links: tuple[Link, ...] | None = Field(default=None, max_length=20)
+
+
+class DeleteMessage(Strict):
+    conversationId: Id
+    messageId: Id
+
+
+class ReactToMessage(Strict):
+    conversationId: Id
+    messageId: Id
+    emoji: Emoji
+    action: Literal["add", "remove"] = "add"
+
+
+class CreateThread(Strict):
+    conversationId: Id
+    messageId: Id  # the root message; the thread's id is the root's id
+    name: Annotated[str, StringConstraints(max_length=120)] | None = None
+
+
+class SyncMessages(Strict):
+    conversationId: Id
+    afterSeq: int | None = Field(default=None, ge=0)
+    since: str | None = Field(default=None, max_length=64)  # ISO 8601, when the client has no seq
+    limit: int = Field(default=200, ge=1, le=500)

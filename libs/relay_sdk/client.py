@@ -28,6 +28,17 @@ class RelayError(Exception):
         self.body = body
 
 
+class RelaySocketError(Exception):
+    """A socket event the server refused (its ack said `success: false`)."""
+
+    def __init__(self, event: str, ack: Any) -> None:
+        error = ack.get("error", {}) if isinstance(ack, dict) else {}
+        super().__init__(f"{event}: {error.get('code')}: {error.get('message')}")
+        self.event = event
+        self.code = error.get("code")
+        self.ack = ack
+
+
 class RelaySocket:
     """One Socket.IO connection that records every event it receives, in arrival order."""
 
@@ -49,14 +60,66 @@ class RelaySocket:
         self.events: defaultdict[str, list[Any]] = defaultdict(list)
         self.sequence: list[tuple[str, Any]] = []  # every event in arrival order, across names
         self._changed = asyncio.Condition()
+        self._listeners: defaultdict[str, list[Callable[[Any], Any]]] = defaultdict(list)
         self.sio.on("*", self._record, namespace=namespace)
 
     async def _record(self, event: str, *args: Any) -> None:
+        payload = args[0] if len(args) == 1 else list(args)
         async with self._changed:
-            payload = args[0] if len(args) == 1 else list(args)
             self.events[event].append(payload)
             self.sequence.append((event, payload))
             self._changed.notify_all()
+        for listener in list(self._listeners[event]):
+            result = listener(payload)
+            if asyncio.iscoroutine(result):
+                await result
+
+    def listen(self, event: str, callback: Callable[[Any], Any]) -> None:
+        """Call `callback(payload)` (sync or async) for every `event` received from now on."""
+        self._listeners[event].append(callback)
+
+    def unlisten(self, event: str, callback: Callable[[Any], Any]) -> None:
+        if callback in self._listeners[event]:
+            self._listeners[event].remove(callback)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.sio.connected)
+
+    async def reconnect(self, url: str | None = None, timeout: float = 10.0) -> RelaySocket:
+        """Drop this connection (if any) and connect again, to `url` (another replica) if given."""
+        await self.close()
+        listeners = self._listeners
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio.on("*", self._record, namespace=self.namespace)
+        self._listeners = listeners
+        if url is not None:
+            self.url = url
+        return await self.connect(timeout)
+
+    async def join(self, chat_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """`chat:join`; raises RelaySocketError when refused."""
+        return await self.checked("chat:join", {"chatId": chat_id}, timeout=timeout)
+
+    async def leave(self, chat_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        return await self.checked("chat:leave", {"chatId": chat_id}, timeout=timeout)
+
+    async def sync(self, chat_id: str, after_seq: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Every message after `after_seq` this user may see (pages through `chat:sync`)."""
+        messages: list[dict[str, Any]] = []
+        while True:
+            ack = await self.checked("chat:sync", {"chatId": chat_id, "afterSeq": after_seq}, timeout=timeout)
+            messages.extend(ack["messages"])
+            after_seq = ack["lastSeq"]
+            if not ack["hasMore"] or not ack["messages"]:
+                return messages
+
+    async def checked(self, event: str, data: Any = None, timeout: float = 10.0) -> dict[str, Any]:
+        """Emit with an ack; the ack when it says success, else RelaySocketError."""
+        ack = await self.call(event, data, timeout=timeout)
+        if not isinstance(ack, dict) or not ack.get("success"):
+            raise RelaySocketError(event, ack)
+        return ack
 
     async def connect(self, timeout: float = 10.0) -> RelaySocket:
         await self.sio.connect(
@@ -155,6 +218,48 @@ class RelayClient:
     async def history(self, chat_id: str, **params: Any) -> dict[str, Any]:
         result: dict[str, Any] = await self.get(f"/v2/messages/chat/{chat_id}", params=params)
         return result
+
+    async def open_chat(self, subject: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self.post("/v2/chats", {"subject": subject} if subject else {}, expect=201)
+        return result
+
+    async def chats(self, **params: Any) -> list[dict[str, Any]]:
+        result: dict[str, Any] = await self.get("/v2/chats", params=params)
+        return list(result["chats"])
+
+    async def chat(self, chat_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.get(f"/v2/chats/{chat_id}")
+        return result
+
+    async def close_chat(self, chat_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.post(f"/v2/chats/{chat_id}/close")
+        return result
+
+    async def send(self, chat_id: str, content: str, **fields: Any) -> dict[str, Any]:
+        """POST /v2/messages (seed-001 sends over HTTP); `fields`: type, isInternal, attachment, clientMessageId."""
+        result: dict[str, Any] = await self.post("/v2/messages", {"chatId": chat_id, "content": content, **fields})
+        return result
+
+    async def upload(self, chat_id: str, file_name: str, data: bytes, mime_type: str) -> dict[str, Any]:
+        """POST /v2/files/upload (multipart); answers `{fileId, url, fileName, fileSize, mimeType}`."""
+        response = await self.http.post(
+            "/v2/files/upload",
+            files={"file": (file_name, data, mime_type)},
+            data={"chatId": chat_id},
+            headers=self._headers(),
+        )
+        body = response.json() if response.content else None
+        if response.status_code != 201:
+            raise RelayError(response.status_code, body)
+        result: dict[str, Any] = body
+        return result
+
+    async def download(self, url: str) -> httpx.Response:
+        """GET an attachment URL; raises RelayError unless 200."""
+        response = await self.http.get(url, headers=self._headers())
+        if response.status_code != 200:
+            raise RelayError(response.status_code, response.json() if response.content else None)
+        return response
 
     async def close(self) -> None:
         await self.http.aclose()

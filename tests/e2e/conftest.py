@@ -35,7 +35,13 @@ def stack(instance: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         redis_url=REDIS_URL,
         mongo_url=os.environ.get("MONGO_URL") or None,
         log_dir=str(logs),
-        env={"JWT_SECRET": SECRET, "LOG_LEVEL": "DEBUG", "AUTH_GRACE_SECONDS": "2", "PRESENCE_REAP_SECONDS": "6"},
+        env={
+            "JWT_SECRET": SECRET,
+            "LOG_LEVEL": "DEBUG",
+            "AUTH_GRACE_SECONDS": "2",
+            "MAX_UPLOAD_BYTES": "2097152",
+            "PRESENCE_REAP_SECONDS": "6",
+        },
     )
     with Stack(config) as running:
         yield running

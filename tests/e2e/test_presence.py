@@ -56,9 +56,9 @@ def tenant() -> str:
 async def open_socket(pstack: Stack, mint) -> Any:
     made: list[RelaySocket] = []
 
-    async def make(user: str, tenant: str, replica: int = 0, *roles: str) -> RelaySocket:
+    async def make(user: str, tenant: str, replica: int = 0, *roles: str, namespace: str = "/") -> RelaySocket:
         token = mint(user, *(roles or ("member",)), tenant=tenant)
-        sock = RelaySocket(pstack.gateway_urls[replica], auth={"token": token})
+        sock = RelaySocket(pstack.gateway_urls[replica], namespace=namespace, auth={"token": token})
         await sock.connect()
         made.append(sock)
         return sock
@@ -87,6 +87,7 @@ async def active_ids(sock: RelaySocket) -> list[str]:
 
 async def test_three_tabs_on_two_replicas_are_one_user_announced_once_each_way(open_socket, tenant):
     watcher = await open_socket("watcher", tenant, 1)
+    chat_watcher = await open_socket("watcher", tenant, 0, namespace="/chat")  # seed-000 client
     await eventually(lambda: _equals(active_ids(watcher), ["watcher"]), what="watcher active")
     tabs = [
         await open_socket("ana", tenant, 0),
@@ -118,6 +119,8 @@ async def test_three_tabs_on_two_replicas_are_one_user_announced_once_each_way(o
     assert len([e for e in watcher.received("user-connected") if e["user"]["userId"] == "ana"]) == 1
     assert len(watcher.received("user-disconnected")) == 1
     assert await active_ids(watcher) == ["watcher"]
+    seen = [(e["userId"], e["status"]) for e in chat_watcher.received("user_presence") if e["userId"] == "ana"]
+    assert seen == [("ana", "online"), ("ana", "offline")]
 
 
 async def _equals(value: Awaitable[Any], expected: Any) -> bool:

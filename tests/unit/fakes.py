@@ -33,9 +33,24 @@ class FakeConversations:
         doc["status"] = new
         return True
 
-    async def record_message(self, tenant, cid, seq, at, sender, members) -> None:
+    async def record_message(self, tenant, cid, seq, at, sender, members, preview=None, internal=False) -> None:
         doc = self.docs[(tenant, cid)]
         doc["lastSeq"] = max(doc.get("lastSeq", 0), seq)
+        unread = doc.setdefault("stats", {}).setdefault("unread", {})
+        for user in members:
+            if user != sender:
+                unread[user] = unread.get(user, 0) + 1
+        if preview is not None:
+            doc.setdefault("preview", {})["agents"] = preview
+            if not internal:
+                doc["preview"]["all"] = preview
+
+    async def add_participant(self, tenant: str, cid: str, member: dict[str, Any]) -> dict[str, Any] | None:
+        doc = self.docs[(tenant, cid)]
+        if any(p["userId"] == member["userId"] for p in doc["participants"]):
+            return None
+        doc["participants"].append(member)
+        return dict(doc)
 
 
 class FakeMessages:

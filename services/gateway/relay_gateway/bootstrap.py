@@ -22,6 +22,7 @@ from relay_gateway.context import Gateway
 from relay_gateway.delivery import EventDelivery
 from relay_gateway.features import FEATURES
 from relay_gateway.identity import Authenticator
+from relay_gateway.ratelimit import RateLimiter, parse_limits
 from relay_gateway.rest.edge import (
     CorrelationMiddleware,
     auth_error_handler,
@@ -124,6 +125,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
         auth=Authenticator(verifier, SessionStore(redis, settings.relay_instance, settings.session_ttl_seconds)),
         bus=CommandBus(rpc),
         delivery=EventDelivery(sio, broker, settings.replica_id, DIALECTS),
+        limiter=RateLimiter(redis, settings.relay_instance, parse_limits(settings.rate_limits)),
     )
     router = SocketRouter(gw)
     lifecycle.register(router, NAMESPACES)

@@ -13,6 +13,7 @@ from relay_auth import Principal
 from relay_gateway.commands import CommandBus
 from relay_gateway.delivery import EventDelivery
 from relay_gateway.identity import Authenticator
+from relay_gateway.ratelimit import RateLimiter
 from relay_gateway.settings import GatewaySettings
 
 
@@ -42,7 +43,15 @@ class Gateway:
     on_disconnect: list[ConnectionHook] = field(default_factory=list)
     # called (synchronously, keep it cheap) for every socket event an authenticated connection sends
     on_activity: list[Callable[[Gateway, Connection, str], None]] = field(default_factory=list)
+    limiter: RateLimiter | None = None  # per-user limits shared across replicas (None: unlimited)
 
     def principal(self, sid: str) -> Principal | None:
         conn = self.connections.get(sid)
         return conn.principal if conn else None
+
+    async def limit(self, rule: str, principal: Principal | None, *, fallback: str = "") -> None:
+        """Count a hit of `rule` for the user (or `fallback`, e.g. a sid); raises RATE_LIMITED when over."""
+        if self.limiter is None:
+            return
+        subject = f"{principal.tenant}/{principal.user_id}" if principal is not None else f"anon/{fallback}"
+        await self.limiter.hit(rule, subject)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import socketio
@@ -53,6 +54,8 @@ class EventDelivery:
         self._queue: AbstractQueue | None = None
         self._task: asyncio.Task[None] | None = None
         self.interest = Interest(self._bind, self._unbind)
+        # features that act on an event locally besides rendering it (e.g. move a new member's sockets into a room)
+        self.listeners: list[Callable[[Envelope], Awaitable[None]]] = []
 
     async def start(self) -> None:
         assert self._broker.channel is not None
@@ -108,12 +111,17 @@ class EventDelivery:
             return
         with bound_contextvars(correlation_id=envelope.correlationId, tenant=envelope.tenant, event_id=envelope.id):
             for d in render(self._table, envelope):
-                await self._sio.emit(
-                    d.event, d.payload, room=scoped(envelope.tenant, d.room), namespace=d.namespace, ignore_queue=True
+                room = (
+                    scoped(envelope.tenant, d.room)
+                    if isinstance(d.room, str)
+                    else [scoped(envelope.tenant, r) for r in d.room]
                 )
+                await self._sio.emit(d.event, d.payload, room=room, namespace=d.namespace, ignore_queue=True)
                 metrics.EVENTS_OUT.labels(d.namespace, d.event).inc()
                 log.debug("delivery.emitted", wire_event=d.event, room=d.room)
             metrics.DELIVERY_SECONDS.observe(max(0.0, time.time() - _epoch(envelope.occurredAt)))
+            for listener in self.listeners:
+                await listener(envelope)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 SEP = "|"
 
 
@@ -21,12 +23,34 @@ def support_agents_room(conversation_id: str) -> str:
     return f"chat:{conversation_id}:commercial"
 
 
+# seed-001 agents join the notes room by passing `chat:{id}:commercial` as the chatId
+AGENTS_ROOM = re.compile(r"^chat:(?P<id>.+):commercial$")
+PLAIN_ROOM = re.compile(r"^chat:(?P<id>.+)$")
+
+
+def parse_chat_ref(raw: str) -> tuple[str, bool]:
+    """(conversation id, wants the agents' notes room)."""
+    if match := AGENTS_ROOM.match(raw):
+        return match["id"], True
+    if match := PLAIN_ROOM.match(raw):
+        return match["id"], False
+    return raw, False
+
+
 def user_room(user_id: str) -> str:
     return f"user:{user_id}"
 
 
 def tenant_room() -> str:
     return "tenant:all"
+
+
+def channel_room(conversation_id: str) -> str:
+    return f"channel:{conversation_id}"
+
+
+def thread_room(thread_id: str) -> str:
+    return f"thread:{thread_id}"
 
 
 def role_room(role: str) -> str:

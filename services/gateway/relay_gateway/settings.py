@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Annotated
 
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 from relay_config import RelaySettings
+
+from relay_gateway.ratelimit import parse_limits
 
 
 class GatewaySettings(RelaySettings):
@@ -12,7 +16,7 @@ class GatewaySettings(RelaySettings):
     gateway_port: int = 3000
     # unique per replica; default host-pid so two replicas on one machine differ
     replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    cors_origins: tuple[str, ...] = ("*",)  # dev default; production lists its origins
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)  # dev default; production lists its origins
     max_packet_bytes: int = 64 * 1024
     ws_permessage_deflate: bool = False
     ping_interval_seconds: float = 25.0
@@ -38,6 +42,43 @@ class GatewaySettings(RelaySettings):
     dev_login: bool | None = None
     session_ttl_seconds: int = 8 * 3600
     access_token_ttl_seconds: int = 8 * 3600
+
+    # per-user limits shared across replicas, e.g. "message=30/10s,typing=off" (see ratelimit.py)
+    rate_limits: str = ""
+    max_upload_bytes: int = 10 * 1024 * 1024
+    upload_mime_types: Annotated[tuple[str, ...], NoDecode] = (
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+        "audio/mpeg",
+        "audio/ogg",
+        "audio/wav",
+        "video/mp4",
+        "video/webm",
+        "application/zip",
+        "application/msword",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.ms-excel",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    typing_ttl_seconds: float = 5.0
+
+    @field_validator("upload_mime_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip().lower() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _check_limits(cls, value: str) -> str:
+        parse_limits(value)  # fail at start, not at the first hit
+        return value
 
     @property
     def dev_login_enabled(self) -> bool:

@@ -15,7 +15,10 @@ from relay_mongo import connect, ping
 from relay_ops import serve_ops
 from relay_ops.metrics import CONSUMER_LAG, command_observer
 
+from relay_message import changes, channels
+from relay_message.adapters.files import FileRepo
 from relay_message.adapters.repo import ConversationRepo, MessageRepo
+from relay_message.files import FILE_HANDLERS
 from relay_message.handlers import HANDLERS, Deps
 
 log = get_logger(__name__)
@@ -39,8 +42,11 @@ class MessageService:
         await self.broker.connect()
         await self.deps.conversations.ensure_indexes()
         await self.deps.messages.ensure_indexes()
-        queue = await self.broker.declare_service_queue(SERVICE, ["conversation.#", "message.#"])
-        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
+        if self.deps.files is not None:
+            await self.deps.files.ensure_indexes()
+        queue = await self.broker.declare_service_queue(SERVICE, ["conversation.#", "message.#", "file.#"])
+        every = {**HANDLERS, **FILE_HANDLERS, **channels.HANDLERS, **changes.HANDLERS}
+        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in every.items()}
         await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE))
         self._queue = queue
         # passive declares close their channel on failure: probe on a channel of their own
@@ -72,7 +78,9 @@ def build(settings: MessageSettings) -> MessageService:
     async def publish(routing_key: str, event: Envelope) -> None:
         await broker.publish_event(routing_key, event)
 
-    deps = Deps(ConversationRepo(db), MessageRepo(db), publish, max_text_length=settings.max_text_length)
+    deps = Deps(
+        ConversationRepo(db), MessageRepo(db), publish, max_text_length=settings.max_text_length, files=FileRepo(db)
+    )
     return MessageService(settings, broker, mongo, deps)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,29 @@ from relay_contracts.envelope import iso
 
 SUPPORT = "support"
 PENDING, IN_PROGRESS, CLOSED = "PENDING", "IN_PROGRESS", "CLOSED"
+PREVIEW_CHARS = 120
+
+
+def user_field(user_id: str) -> str:
+    """A user id as a document field name (dots and dollars would be paths/operators)."""
+    return user_id.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+FILE_URL = re.compile(r"^(?:https?://[^/\s]+)?/v2/files/(?P<id>[A-Za-z0-9_-]{8,64})$")
+
+
+def file_url(file_id: str) -> str:
+    return f"/v2/files/{file_id}"
+
+
+def uploaded_file_id(url: str) -> str | None:
+    """The upload an attachment URL points at (`/v2/files/{id}`, relative or absolute), if any."""
+    match = FILE_URL.match(url)
+    return match["id"] if match else None
+
+
+def is_web_link(url: str) -> bool:
+    return re.match(r"^https?://[^\s/]+", url) is not None
 
 
 def is_agent(roles: tuple[str, ...] | list[str]) -> bool:
@@ -69,10 +93,39 @@ def public_message(doc: dict[str, Any]) -> dict[str, Any]:
     }
     if doc.get("attachment"):
         out["attachment"] = dict(doc["attachment"])
+    out.update(channel_fields(doc))
     return out
 
 
-def public_conversation(doc: dict[str, Any], *, viewer: str | None = None) -> dict[str, Any]:
+def preview(message: dict[str, Any]) -> dict[str, Any]:
+    """What a chat list shows of a message (never stored for an audience that may not see it)."""
+    return {
+        "messageId": message["messageId"],
+        "seq": message["seq"],
+        "senderId": message["senderId"],
+        "type": message["type"],
+        "content": message["content"][:PREVIEW_CHARS],
+        "isInternal": message["isInternal"],
+        "sentAt": message["createdAt"],
+    }
+
+
+def unread_audience(conversation: dict[str, Any], sender: str, is_internal: bool) -> list[str]:
+    """Members whose unread count a new message raises: not the sender; only agents for a note."""
+    return [
+        p["userId"]
+        for p in conversation.get("participants", [])
+        if p.get("userId") != sender and (not is_internal or is_agent([str(p.get("role", ""))]))
+    ]
+
+
+def can_close(conversation: dict[str, Any], roles: tuple[str, ...]) -> bool:
+    return conversation.get("type") == SUPPORT and is_agent(roles)
+
+
+def public_conversation(
+    doc: dict[str, Any], *, viewer: str | None = None, viewer_is_agent: bool = False
+) -> dict[str, Any]:
     stats = doc.get("stats", {})
     out = {
         "conversationId": doc["conversationId"],
@@ -90,10 +143,81 @@ def public_conversation(doc: dict[str, Any], *, viewer: str | None = None) -> di
         "createdAt": _iso_or_none(doc.get("createdAt")),
         "createdBy": doc.get("createdBy"),
     }
+    if doc.get("name"):
+        out["name"] = doc["name"]
     if viewer is not None:
-        out["unreadCount"] = int(stats.get("unread", {}).get(viewer, 0))
+        out["unreadCount"] = int(stats.get("unread", {}).get(user_field(viewer), 0))
+        # the agents' preview may be an internal note; everyone else sees the last public message
+        out["lastMessage"] = (doc.get("preview") or {}).get("agents" if viewer_is_agent else "all")
+    if doc.get("closedAt") is not None:
+        out["closedAt"] = _iso_or_none(doc.get("closedAt"))
+        out["closedBy"] = doc.get("closedBy")
     return out
 
 
 def _iso_or_none(value: Any) -> str | None:
     return iso(value) if isinstance(value, datetime) else value
+
+
+# --- channels (seed-000): moderation, threads, edits, reactions ------------------------------------------------------
+
+MODERATION_ROLES = frozenset({"moderador", "moderator", "admin"})
+
+
+def can_moderate(conversation: dict[str, Any], user_id: str, roles: tuple[str, ...]) -> bool:
+    """A moderator of the tenant (role) or of this conversation (participant role or permission)."""
+    if any(r.lower() in MODERATION_ROLES for r in roles):
+        return True
+    member = participant(conversation, user_id)
+    if member is None:
+        return False
+    permissions = member.get("permissions") or {}
+    return (
+        str(member.get("role", "")).lower() in MODERATION_ROLES
+        or bool(permissions.get("canModerate"))
+        or bool(permissions.get("canDelete"))
+    )
+
+
+def can_delete(conversation: dict[str, Any], message: dict[str, Any], user_id: str, roles: tuple[str, ...]) -> bool:
+    return message.get("senderId") == user_id or can_moderate(conversation, user_id, roles)
+
+
+def reaction_summary(reactions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """[{emoji, count, users}] in first-use order."""
+    by_emoji: dict[str, list[str]] = {}
+    for r in reactions:
+        by_emoji.setdefault(r["emoji"], []).append(r["userId"])
+    return [{"emoji": e, "count": len(users), "users": users} for e, users in by_emoji.items()]
+
+
+def channel_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    edits = doc.get("edits") or []
+    out: dict[str, Any] = {
+        "senderName": doc.get("senderName"),
+        "threadId": doc.get("threadId"),
+        "parentMessageId": doc.get("parentMessageId"),
+        "attachments": list(doc.get("attachments") or []),
+        "mentions": list(doc.get("mentions") or []),
+        "links": list(doc.get("links") or []),
+        "reactions": reaction_summary(doc.get("reactions") or []),
+        "edited": bool(edits),
+        "editedAt": _iso_or_none(edits[-1]["editedAt"]) if edits else None,
+        "editHistory": [
+            {
+                "content": e.get("content", ""),
+                "editedAt": _iso_or_none(e.get("editedAt")),
+                "editedBy": e.get("editedBy"),
+            }
+            for e in edits
+        ],
+    }
+    if doc.get("thread"):
+        thread = doc["thread"]
+        out["thread"] = {
+            "threadId": doc["_id"],
+            "name": thread.get("name"),
+            "createdBy": thread.get("createdBy"),
+            "createdAt": _iso_or_none(thread.get("createdAt")),
+        }
+    return out

@@ -11,9 +11,11 @@ from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 from relay_contracts import Envelope, ErrorCode, RelayError, new_id
 from relay_contracts import messages as m
+from relay_contracts.envelope import iso
 from relay_contracts.routing import event_key
 
 from relay_message import domain
+from relay_message.adapters.files import FileRepo
 from relay_message.adapters.repo import ConversationRepo, MessageRepo, SeqConflict
 
 Publish = Callable[[str, Envelope], Awaitable[None]]
@@ -27,6 +29,7 @@ class Deps:
     messages: MessageRepo
     publish: Publish  # (routing key, event) on relay.events, confirmed
     max_text_length: int = 4000
+    files: FileRepo | None = None
 
 
 def _actor(env: Envelope) -> tuple[str, tuple[str, ...]]:
@@ -56,14 +59,7 @@ async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
         "subject": cmd.subject,
         "status": domain.PENDING if cmd.type == domain.SUPPORT else domain.IN_PROGRESS,
         "visibility": "members",
-        "participants": [
-            {
-                "userId": user,
-                "role": roles[0] if roles else "member",
-                "joinedAt": now,
-                "permissions": {"canSend": True, "canDelete": False, "canModerate": False},
-            }
-        ],
+        "participants": [_member(user, roles, now=now)],
         "lastSeq": 0,
         "stats": {"totalMessages": 0, "lastMessageAt": None, "unread": {}},
         "createdAt": now,
@@ -79,10 +75,50 @@ async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
     return public
 
 
+def _member(user: str, roles: tuple[str, ...], *, now: datetime) -> dict[str, Any]:
+    agent_roles = [r for r in roles if domain.is_agent([r])]
+    return {
+        "userId": user,
+        "role": (agent_roles or list(roles) or ["member"])[0],
+        "joinedAt": now,
+        "permissions": {"canSend": True, "canDelete": False, "canModerate": False},
+    }
+
+
 async def check_access(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.CheckAccess.model_validate(env.data)
+    user, roles = _actor(env)
     conversation = await _readable(deps, env, cmd.conversationId)
-    return domain.public_conversation(conversation, viewer=env.actor.userId if env.actor else None)
+    return domain.public_conversation(conversation, viewer=user, viewer_is_agent=domain.is_agent(roles))
+
+
+async def list_conversations(env: Envelope, deps: Deps) -> dict[str, Any]:
+    """The caller's conversations (agents: also the tenant's support queue), newest activity first."""
+    cmd = m.ListConversations.model_validate(env.data)
+    user, roles = _actor(env)
+    agent = domain.is_agent(roles)
+    docs = await deps.conversations.list_for(
+        env.tenant, user, include_support_queue=agent, status=cmd.status, type_=cmd.type
+    )
+    return {"conversations": [domain.public_conversation(d, viewer=user, viewer_is_agent=agent) for d in docs]}
+
+
+async def close_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = m.CloseConversation.model_validate(env.data)
+    user, roles = _actor(env)
+    conversation = await _readable(deps, env, cmd.conversationId)
+    if not domain.can_close(conversation, roles):
+        raise RelayError(ErrorCode.PERMISSION_DENIED, "only agents close support chats")
+    now = datetime.now(UTC)
+    if not await deps.conversations.close(env.tenant, cmd.conversationId, user, now):
+        raise RelayError(ErrorCode.CONFLICT, "chat is already closed", status=domain.CLOSED)
+    status = {"conversationId": cmd.conversationId, "status": domain.CLOSED, "changedAt": iso(now), "by": user}
+    await deps.publish(
+        event_key(env.tenant, "conv", cmd.conversationId, m.CONVERSATION_STATUS_CHANGED),
+        env.caused(m.CONVERSATION_STATUS_CHANGED, status),
+    )
+    closed = await deps.conversations.get(env.tenant, cmd.conversationId)
+    return domain.public_conversation(closed or conversation, viewer=user, viewer_is_agent=True)
 
 
 async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -97,6 +133,8 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     if cmd.isInternal and not domain.is_agent(roles):
         raise RelayError(ErrorCode.PERMISSION_DENIED, "only agents write internal notes", field="isInternal")
     conversation = await _readable(deps, env, cmd.conversationId)
+    await _check_references(deps, env, cmd)
+    attachment = await _attachment(deps, env, cmd) if cmd.attachment is not None else None
 
     async with deps.messages.lock(env.tenant, cmd.conversationId):
         existing = await deps.messages.find_by_client_id(env.tenant, cmd.conversationId, user, cmd.clientMessageId)
@@ -105,18 +143,32 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
             # (same event id, so gateways drop the copy they already delivered)
             public = domain.public_message(existing)
             await _announce(deps, env, public)
+            await _announce_mentions(deps, env, public, conversation)
             return public
         if not domain.can_send(conversation, user, roles):
             raise RelayError(ErrorCode.PERMISSION_DENIED, "you may not send to this conversation")
         first = domain.claims_first_response(
             conversation, roles, cmd.isInternal
         ) and await deps.conversations.claim_status(env.tenant, cmd.conversationId, domain.PENDING, domain.IN_PROGRESS)
-        doc = await _insert_with_next_seq(deps, env, cmd, user, roles, first)
+        doc = await _insert_with_next_seq(deps, env, cmd, user, roles, first, attachment)
 
     public = domain.public_message(doc)
-    members = [p["userId"] for p in conversation.get("participants", [])]
-    await deps.conversations.record_message(env.tenant, cmd.conversationId, doc["seq"], doc["createdAt"], user, members)
+    if domain.participant(conversation, user) is None and domain.is_agent(roles):
+        # an agent who answers becomes a member: their own unread counts and chat list follow
+        member = _member(user, roles, now=doc["createdAt"])
+        await deps.conversations.add_participant(env.tenant, cmd.conversationId, member)
+    await deps.conversations.record_message(
+        env.tenant,
+        cmd.conversationId,
+        doc["seq"],
+        doc["createdAt"],
+        user,
+        domain.unread_audience(conversation, user, cmd.isInternal),
+        preview=domain.preview(public),
+        internal=cmd.isInternal,
+    )
     await _announce(deps, env, public)
+    await _announce_mentions(deps, env, public, conversation)
     if first:
         status = {"conversationId": cmd.conversationId, "status": domain.IN_PROGRESS, "changedAt": public["createdAt"]}
         await deps.publish(
@@ -126,8 +178,33 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     return public
 
 
+async def _attachment(deps: Deps, env: Envelope, cmd: m.SendMessage) -> dict[str, Any]:
+    """The attachment as stored: one of this chat's uploads (size and type from the upload) or an http(s) link."""
+    assert cmd.attachment is not None
+    attachment = cmd.attachment.model_dump()
+    file_id = domain.uploaded_file_id(attachment["url"])
+    if file_id is None:
+        if not domain.is_web_link(attachment["url"]):
+            raise RelayError(
+                ErrorCode.VALIDATION_ERROR, "attachment.url must be an upload or http(s) URL", field="attachment.url"
+            )
+        return attachment
+    stored = await deps.files.get(env.tenant, file_id) if deps.files is not None else None
+    if stored is None or stored.get("conversationId") != cmd.conversationId:
+        raise RelayError(ErrorCode.VALIDATION_ERROR, "attachment is not an upload of this chat", field="attachment.url")
+    if cmd.isInternal:
+        await deps.files.mark_internal(env.tenant, file_id)  # type: ignore[union-attr]
+    return {**attachment, "url": domain.file_url(file_id), "fileSize": stored["length"], "mimeType": stored["mimeType"]}
+
+
 async def _insert_with_next_seq(
-    deps: Deps, env: Envelope, cmd: m.SendMessage, user: str, roles: tuple[str, ...], first: bool
+    deps: Deps,
+    env: Envelope,
+    cmd: m.SendMessage,
+    user: str,
+    roles: tuple[str, ...],
+    first: bool,
+    attachment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     for _ in range(MAX_SEQ_RETRIES):
         seq = await deps.messages.last_seq(env.tenant, cmd.conversationId) + 1
@@ -140,10 +217,17 @@ async def _insert_with_next_seq(
             "senderRoles": list(roles),
             "type": cmd.type,
             "content": cmd.content,
-            "attachment": cmd.attachment.model_dump() if cmd.attachment else None,
+            "attachment": attachment,
             "isInternal": cmd.isInternal,
             "isFirstResponse": first,
             "replyTo": cmd.replyTo,
+            "senderName": env.actor.username if env.actor else None,
+            "threadId": cmd.threadId,
+            "parentMessageId": cmd.parentMessageId,
+            "attachments": list(cmd.attachments),
+            "mentions": list(dict.fromkeys(cmd.mentions)),
+            "links": list(cmd.links),
+            "thread": None,
             "clientMessageId": cmd.clientMessageId,
             "deliveryState": "sent",
             "reads": [],
@@ -171,18 +255,45 @@ async def _announce(deps: Deps, env: Envelope, public: dict[str, Any]) -> None:
     await deps.publish(event_key(env.tenant, "conv", public["conversationId"], m.MESSAGE_CREATED), event)
 
 
+async def _check_references(deps: Deps, env: Envelope, cmd: m.SendMessage) -> None:
+    """A thread reply names a root in this conversation; a parent message must exist in it too."""
+    for field, ref in (("threadId", cmd.threadId), ("parentMessageId", cmd.parentMessageId)):
+        if ref is None:
+            continue
+        target = await deps.messages.get(env.tenant, cmd.conversationId, ref)
+        if target is None or target.get("deleted") or target.get("isInternal"):
+            raise RelayError(ErrorCode.NOT_FOUND, f"message {ref} not found in this conversation", field=field)
+        if field == "threadId" and target.get("threadId"):
+            raise RelayError(ErrorCode.VALIDATION_ERROR, "a thread reply cannot start a thread", field=field)
+
+
+async def _announce_mentions(deps: Deps, env: Envelope, public: dict[str, Any], conversation: dict[str, Any]) -> None:
+    """One event per mentioned user who may read the conversation, routed to that user wherever they are."""
+    if public.get("isInternal"):
+        return  # a note's mentions would reach readers who may not see notes
+    for user in public.get("mentions", []):
+        if user == public["senderId"] or not domain.can_read(conversation, user, ()):
+            continue
+        event = env.caused(
+            m.MESSAGE_MENTIONED, {**public, "mentionedUserId": user}, id=f"mention-{public['messageId']}-{user}"
+        )
+        await deps.publish(event_key(env.tenant, "user", user, m.MESSAGE_MENTIONED), event)
+
+
+def parse_instant(value: str, field: str) -> datetime:
+    """An ISO 8601 instant from a client (naive means UTC)."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise RelayError(ErrorCode.VALIDATION_ERROR, f"{field} must be ISO 8601", field=field) from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 async def get_history(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.GetHistory.model_validate(env.data)
     _, roles = _actor(env)
     await _readable(deps, env, cmd.conversationId)
-    date_from = None
-    if cmd.dateFrom:
-        try:
-            date_from = datetime.fromisoformat(cmd.dateFrom.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise RelayError(ErrorCode.VALIDATION_ERROR, "dateFrom must be ISO 8601", field="dateFrom") from exc
-        if date_from.tzinfo is None:
-            date_from = date_from.replace(tzinfo=UTC)
+    date_from = parse_instant(cmd.dateFrom, "dateFrom") if cmd.dateFrom else None
     docs, has_more = await deps.messages.history(
         env.tenant,
         cmd.conversationId,
@@ -200,6 +311,8 @@ HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
     m.CHECK_ACCESS: check_access,
     m.SEND_MESSAGE: send_message,
     m.GET_HISTORY: get_history,
+    m.LIST_CONVERSATIONS: list_conversations,
+    m.CLOSE_CONVERSATION: close_conversation,
 }
 
 __all__ = ["HANDLERS", "Deps", "ValidationError"]

@@ -15,7 +15,8 @@ from relay_contracts import Envelope
 @dataclass(frozen=True)
 class Delivery:
     namespace: str
-    room: str  # wire room name; the tenant scope is added by the delivery loop
+    room: str | tuple[str, ...]  # wire room name(s); the tenant scope is added by the delivery loop
+    # several rooms in one delivery reach a socket that sits in more than one of them once
     event: str
     payload: dict[str, Any]
 

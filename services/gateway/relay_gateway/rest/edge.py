@@ -52,7 +52,10 @@ class CorrelationMiddleware:
 
 def error_response(error: RelayError) -> JSONResponse:
     body = {"error": error.to_dict(), "message": error.message, "statusCode": error.http_status}
-    return JSONResponse(body, status_code=error.http_status)
+    headers = {}
+    if "retryAfterMs" in error.details:
+        headers["Retry-After"] = str(max(1, -(-int(error.details["retryAfterMs"]) // 1000)))
+    return JSONResponse(body, status_code=error.http_status, headers=headers)
 
 
 async def relay_error_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -91,11 +94,21 @@ def gateway(request: Request) -> Gateway:
     return gw
 
 
-async def caller(request: Request) -> Principal:
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def caller(request: Request, *, limit: str | None = None, query_token: bool = False) -> Principal:
+    """The authenticated caller. Every write counts against `rest_write`, plus `limit` when given;
+    `query_token` also accepts `?token=` (for URLs a browser loads itself, like an <img src>)."""
     gw = gateway(request)
     headers = {k.lower(): v for k, v in request.headers.items()}
-    principal = await gw.auth.require(None, headers, {})
+    query = {"token": request.query_params["token"]} if query_token and "token" in request.query_params else {}
+    principal = await gw.auth.require(None, headers, query)
     bind_contextvars(user_id=principal.user_id, tenant=principal.tenant)
+    if request.method in WRITE_METHODS:
+        await gw.limit("rest_write", principal)
+    if limit is not None:
+        await gw.limit(limit, principal)
     return principal
 
 
@@ -117,6 +130,14 @@ async def read_body(request: Request, model: type[M], *, max_bytes: int) -> M:
         raise RelayError(ErrorCode.VALIDATION_ERROR, "body must be a JSON object")
     try:
         return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+
+
+def read_query(request: Request, model: type[M]) -> M:
+    """Validate the query string against `model`; bad → VALIDATION_ERROR naming the parameter."""
+    try:
+        return model.model_validate(dict(request.query_params))
     except ValidationError as exc:
         raise validation_error(exc) from exc
 

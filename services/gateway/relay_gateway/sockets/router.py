@@ -59,7 +59,10 @@ class SocketRouter:
         *,
         namespace: str = "/",
         authenticated: bool = True,
+        limit: str | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Register `fn` for `event`; `limit` names a rate-limit rule (ratelimit.py) each call counts against."""
+
         def register(fn: Handler) -> Handler:
             async def handle(sid: str, data: Any = None, *_: Any) -> dict[str, Any] | None:
                 metrics.EVENTS_IN.labels(namespace, event).inc()
@@ -78,6 +81,8 @@ class SocketRouter:
                             raise RelayError(ErrorCode.AUTH_REQUIRED, f"authenticate before '{event}'")
                         for hook in self.gw.on_activity:
                             hook(self.gw, conn, event)
+                        if limit is not None:
+                            await self.gw.limit(limit, principal, fallback=sid)
                         payload = data
                         if model is not None:
                             if isinstance(data, dict):

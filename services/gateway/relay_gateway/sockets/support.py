@@ -1,22 +1,19 @@
-"""seed-001 support chat on `/`: `chat:join` / `chat:leave`."""
+"""seed-001 support chat on `/`: `chat:join` / `chat:leave`, `chat:sync` (gap recovery), typing."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from relay_contracts import ErrorCode, RelayError, utcnow_iso
 from relay_contracts import messages as m
 from relay_contracts.routing import interest_pattern
 
 from relay_gateway.context import Connection, Gateway
-from relay_gateway.rooms import scoped, support_agents_room, support_room
+from relay_gateway.dialects.support import message_payload
+from relay_gateway.rooms import parse_chat_ref, scoped, support_agents_room, support_room
+from relay_gateway.sockets import typing
 from relay_gateway.sockets.router import SocketRouter
-
-# seed-001 agents join the notes room by passing `chat:{id}:commercial` as the chatId
-AGENTS_ROOM = re.compile(r"^chat:(?P<id>.+):commercial$")
-PLAIN_ROOM = re.compile(r"^chat:(?P<id>.+)$")
 
 
 class ChatRef(BaseModel):
@@ -24,17 +21,17 @@ class ChatRef(BaseModel):
     chatId: str = Field(min_length=1, max_length=200)
 
 
-def parse_chat_ref(raw: str) -> tuple[str, bool]:
-    """(conversation id, wants the agents' notes room)."""
-    if match := AGENTS_ROOM.match(raw):
-        return match["id"], True
-    if match := PLAIN_ROOM.match(raw):
-        return match["id"], False
-    return raw, False
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chatId: str = Field(min_length=1, max_length=200)
+    afterSeq: StrictInt = Field(default=0, ge=0)
+    limit: StrictInt = Field(default=200, ge=1, le=200)
 
 
 def register(router: SocketRouter) -> None:
-    @router.on("chat:join", ChatRef)
+    typists = typing.register(router)
+
+    @router.on("chat:join", ChatRef, limit="join")
     async def chat_join(gw: Gateway, conn: Connection, ref: ChatRef) -> dict[str, Any]:
         """Join `chat:{id}` (members only; agents also get the notes room); answers `chat:joined`."""
         principal = conn.principal
@@ -61,6 +58,8 @@ def register(router: SocketRouter) -> None:
         principal = conn.principal
         assert principal is not None
         chat_id, notes = parse_chat_ref(ref.chatId)
+        if not notes:
+            await typists.stop(conn, chat_id)
         rooms = [support_agents_room(chat_id)] if notes else [support_room(chat_id), support_agents_room(chat_id)]
         for room in rooms:
             await gw.sio.leave_room(conn.sid, scoped(principal.tenant, room), namespace=conn.namespace)
@@ -68,4 +67,24 @@ def register(router: SocketRouter) -> None:
             await gw.delivery.interest.remove(conn.sid, interest_pattern(principal.tenant, "conv", chat_id))
         body = {"chatId": chat_id, "roomName": rooms[0], "timestamp": utcnow_iso()}
         await gw.sio.emit("chat:left", body, to=conn.sid, namespace=conn.namespace)
+        return {"success": True, **body}
+
+    @router.on("chat:sync", SyncRequest, limit="sync")
+    async def chat_sync(gw: Gateway, conn: Connection, req: SyncRequest) -> dict[str, Any]:
+        """The messages after `afterSeq` this user may see (a visitor never gets a note), in seq order."""
+        principal = conn.principal
+        assert principal is not None
+        chat_id, _ = parse_chat_ref(req.chatId)
+        page = await gw.bus.call(
+            principal, m.GET_HISTORY, {"conversationId": chat_id, "afterSeq": req.afterSeq, "limit": req.limit}
+        )
+        messages = [message_payload(x) for x in page["messages"]]
+        body = {
+            "chatId": chat_id,
+            "afterSeq": req.afterSeq,
+            "messages": messages,
+            "hasMore": page["hasMore"],
+            "lastSeq": messages[-1]["seq"] if messages else req.afterSeq,
+        }
+        await gw.sio.emit("chat:synced", body, to=conn.sid, namespace=conn.namespace)
         return {"success": True, **body}

@@ -11,14 +11,13 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from relay_message.domain import user_field
+
+__all__ = ["ConversationRepo", "MessageRepo", "SeqConflict", "conversation_key", "user_field"]
+
 
 def conversation_key(tenant: str, conversation_id: str) -> str:
     return f"{tenant}/{conversation_id}"
-
-
-def user_field(user_id: str) -> str:
-    """A user id as a document field name (dots and dollars would be paths/operators)."""
-    return user_id.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
 
 
 class SeqConflict(Exception):
@@ -53,21 +52,57 @@ class ConversationRepo:
         return result.modified_count == 1
 
     async def record_message(
-        self, tenant: str, conversation_id: str, seq: int, at: datetime, sender: str, members: list[str]
+        self,
+        tenant: str,
+        conversation_id: str,
+        seq: int,
+        at: datetime,
+        sender: str,
+        members: list[str],
+        preview: dict[str, Any] | None = None,
+        internal: bool = False,
     ) -> None:
+        """Stats of a new message: unread for `members` (minus the sender), last seq, previews.
+
+        An internal note only becomes the agents' preview, so no list shows it to a visitor.
+        """
         inc: dict[str, int] = {"stats.totalMessages": 1}
         for user in members:
             if user != sender:
                 inc[f"stats.unread.{user_field(user)}"] = 1
+        new: dict[str, Any] = {"stats.lastMessageAt": at, "lastActivityAt": at}
+        if preview is not None:
+            new["preview.agents"] = preview
+            if not internal:
+                new["preview.all"] = preview
         await self._col.update_one(
-            {"_id": conversation_key(tenant, conversation_id)},
-            {"$max": {"lastSeq": seq}, "$inc": inc, "$set": {"stats.lastMessageAt": at, "lastActivityAt": at}},
+            {"_id": conversation_key(tenant, conversation_id)}, {"$max": {"lastSeq": seq}, "$inc": inc, "$set": new}
         )
 
-    async def list_for(self, tenant: str, user_id: str, *, include_support_queue: bool) -> list[dict[str, Any]]:
+    async def close(self, tenant: str, conversation_id: str, by: str, at: datetime) -> bool:
+        """Move an open conversation to CLOSED; False when it already was."""
+        result = await self._col.update_one(
+            {"_id": conversation_key(tenant, conversation_id), "status": {"$ne": "CLOSED"}},
+            {"$set": {"status": "CLOSED", "closedAt": at, "closedBy": by, "lastActivityAt": at}},
+        )
+        return result.modified_count == 1
+
+    async def list_for(
+        self,
+        tenant: str,
+        user_id: str,
+        *,
+        include_support_queue: bool,
+        status: str | None = None,
+        type_: str | None = None,
+    ) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"tenant": tenant, "participants.userId": user_id}
         if include_support_queue:
             query = {"tenant": tenant, "$or": [{"participants.userId": user_id}, {"type": "support"}]}
+        if status is not None:
+            query["status"] = status
+        if type_ is not None:
+            query["type"] = type_
         cursor = self._col.find(query).sort("lastActivityAt", DESCENDING).limit(500)
         return await cursor.to_list()
 
@@ -77,6 +112,24 @@ class ConversationRepo:
             {"$push": {"participants": member}},
             return_document=ReturnDocument.AFTER,
         )
+
+    async def list_channels(self, tenant: str, user_id: str, *, include_public: bool) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"tenant": tenant, "type": "channel", "participants.userId": user_id}
+        if include_public:
+            query = {
+                "tenant": tenant,
+                "type": "channel",
+                "$or": [{"participants.userId": user_id}, {"visibility": "public"}],
+            }
+        return await self._col.find(query).sort("createdAt", ASCENDING).limit(1000).to_list()
+
+    async def add_participants(self, tenant: str, conversation_id: str, members: list[dict[str, Any]]) -> list[str]:
+        """Add each member not already in; returns the user ids that were added."""
+        added = []
+        for member in members:
+            if await self.add_participant(tenant, conversation_id, member) is not None:
+                added.append(member["userId"])
+        return added
 
 
 class MessageRepo:
@@ -168,3 +221,73 @@ class MessageRepo:
         if not forward:
             docs.reverse()
         return docs, has_more
+
+    async def get(self, tenant: str, conversation_id: str, message_id: str) -> dict[str, Any] | None:
+        return await self._col.find_one({"_id": message_id, "tenant": tenant, "conversationId": conversation_id})
+
+    async def edit(self, tenant: str, message_id: str, changes: dict[str, Any], previous: dict[str, Any]) -> bool:
+        """Apply `changes` and append the previous version to the edit history; False if deleted meanwhile."""
+        result = await self._col.update_one(
+            {"_id": message_id, "tenant": tenant, "deleted": {"$ne": True}},
+            {"$set": changes, "$push": {"edits": previous}},
+        )
+        return result.matched_count == 1
+
+    async def tombstone(self, tenant: str, message_id: str, by: str, at: datetime) -> bool:
+        """Remove the content for good, keep only the seq (so sync can report it); True for the first delete."""
+        result = await self._col.update_one(
+            {"_id": message_id, "tenant": tenant, "deleted": {"$ne": True}},
+            {
+                "$set": {
+                    "deleted": True,
+                    "deletedAt": at,
+                    "deletedBy": by,
+                    "content": "",
+                    "attachment": None,
+                    "attachments": [],
+                    "mentions": [],
+                    "links": [],
+                    "edits": [],
+                    "reactions": [],
+                }
+            },
+        )
+        return result.modified_count == 1
+
+    async def add_reaction(self, tenant: str, message_id: str, reaction: dict[str, Any]) -> bool:
+        result = await self._col.update_one(
+            {
+                "_id": message_id,
+                "tenant": tenant,
+                "deleted": {"$ne": True},
+                "reactions": {"$not": {"$elemMatch": {"userId": reaction["userId"], "emoji": reaction["emoji"]}}},
+            },
+            {"$push": {"reactions": reaction}},
+        )
+        return result.modified_count == 1
+
+    async def remove_reaction(self, tenant: str, message_id: str, user_id: str, emoji: str) -> bool:
+        result = await self._col.update_one(
+            {"_id": message_id, "tenant": tenant}, {"$pull": {"reactions": {"userId": user_id, "emoji": emoji}}}
+        )
+        return result.modified_count == 1
+
+    async def mark_thread(self, tenant: str, message_id: str, thread: dict[str, Any]) -> bool:
+        """Make a message a thread root; False when it already is one."""
+        result = await self._col.update_one(
+            {"_id": message_id, "tenant": tenant, "thread": None, "deleted": {"$ne": True}},
+            {"$set": {"thread": thread}},
+        )
+        return result.modified_count == 1
+
+    async def since(
+        self, tenant: str, conversation_id: str, *, after_seq: int | None, date_from: datetime | None, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Everything after a point in seq order, tombstones included (sync reports deletions too)."""
+        query: dict[str, Any] = {"tenant": tenant, "conversationId": conversation_id, "isInternal": {"$ne": True}}
+        if after_seq is not None:
+            query["seq"] = {"$gt": after_seq}
+        if date_from is not None:
+            query["createdAt"] = {"$gt": date_from}
+        docs = await self._col.find(query).sort("seq", ASCENDING).limit(limit + 1).to_list()
+        return docs[:limit], len(docs) > limit
