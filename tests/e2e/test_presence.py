@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 from relay_devstack import Stack, StackConfig
 from relay_devstack.stack import free_port
-from relay_sdk import Emitter, RelayClient, RelaySocket
+from relay_sdk import Emitter, RelayClient, RelaySocket, emit
 
 from tests.conftest import SECRET
 from tests.e2e.conftest import AMQP_URL, REDIS_URL, _drop_topology
@@ -308,6 +308,9 @@ async def test_relay_emit_reaches_a_user_on_either_replica(open_socket, tenant, 
         assert (await waiter.call("join-room", {"room": "floor"}))["success"] is True
         await emitter.to_room(tenant, "room:floor", "table-call", {"table": 7})
         assert (await waiter.wait_for("table-call")) == {"table": 7}
+    # one-shot publisher for scripts and jobs
+    await emit(AMQP_URL, "user", "receipt", {"n": 1}, tenant=tenant, target="wal", instance=pstack.config.instance)
+    assert (await waiter.wait_for("receipt")) == {"n": 1}
     await asyncio.sleep(0.5)
     assert waiter.received("kitchen-note") == [] and waiter.received("order.ready") == []
     for event in ("order.ready", "kitchen-note", "announcement"):
