@@ -321,6 +321,7 @@ async def test_relay_emit_reaches_a_user_on_either_replica(open_socket, tenant, 
 async def test_metrics_on_every_service(pstack: Stack, open_socket, tenant):
     sock = await open_socket("m", tenant, 0)
     assert (await sock.call("join-room", {"room": "chat:1"}))["success"] is False
+    assert (await sock.call("get-active-users"))["success"] is True
     async with httpx.AsyncClient() as http:
         gw = (await http.get(f"{pstack.gateway_urls[0]}/metrics")).text
         for name in (
@@ -330,6 +331,7 @@ async def test_metrics_on_every_service(pstack: Stack, open_socket, tenant):
             "relay_gateway_delivery_seconds_bucket",
             "relay_gateway_rooms",
             "relay_errors_total",
+            "relay_gateway_command_seconds_bucket",
         ):
             assert name in gw, name
         for service in ("presence", "message"):
