@@ -41,9 +41,9 @@ class Gateway:
     # and when an authenticated or anonymous connection goes away
     on_principal: list[ConnectionHook] = field(default_factory=list)
     on_disconnect: list[ConnectionHook] = field(default_factory=list)
+    limiter: RateLimiter | None = None  # per-user limits shared across replicas (None: unlimited)
     # called (synchronously, keep it cheap) for every socket event an authenticated connection sends
     on_activity: list[Callable[[Gateway, Connection, str], None]] = field(default_factory=list)
-    limiter: RateLimiter | None = None  # per-user limits shared across replicas (None: unlimited)
 
     def principal(self, sid: str) -> Principal | None:
         conn = self.connections.get(sid)
