@@ -318,6 +318,17 @@ async def test_mixed_dialects_each_get_their_own_event_exactly_once(client_facto
         await asyncio.sleep(0.5)
         assert len(support.received("message:new")) == 2 and support.received("nuevo_mensaje") == []
         assert len(es.received("nuevo_mensaje")) == 2 and es.received("message:new") == []
+
+        # one socket in both dialects' rooms gets each dialect's event once, and leaving one keeps the other
+        assert (await es.call("chat:join", {"chatId": cid}))["success"] is True
+        await visitor.post("/v2/messages", {"chatId": cid, "content": "a los dos"}, expect=201)
+        assert (await es.wait_for("message:new"))["content"] == "a los dos"
+        assert (await es.wait_for("nuevo_mensaje", count=3))[2]["mensaje"]["contenido"]["texto"] == "a los dos"
+        assert (await es.call("chat:leave", {"chatId": cid}))["success"] is True
+        await visitor.post("/v2/messages", {"chatId": cid, "content": "solo 003"}, expect=201)
+        assert (await es.wait_for("nuevo_mensaje", count=4))[3]["mensaje"]["contenido"]["texto"] == "solo 003"
+        await asyncio.sleep(0.5)
+        assert len(es.received("message:new")) == 1 and len(es.received("nuevo_mensaje")) == 4
     finally:
         await support.close()
         await es.close()

@@ -22,7 +22,7 @@ from relay_log import get_logger
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.conversation_presence import ConversationPresence
 from relay_gateway.dialects import mensajeria as es
-from relay_gateway.rooms import mensajeria_room, scoped, support_room
+from relay_gateway.rooms import conversation_rooms, mensajeria_room, scoped
 from relay_gateway.sockets.lifecycle import attach_principal
 from relay_gateway.sockets.router import SocketRouter
 
@@ -183,8 +183,9 @@ def register(router: SocketRouter) -> None:
             await typing.set(conn, cid, False)
         await gw.sio.leave_room(conn.sid, scoped(principal.tenant, mensajeria_room(cid)), namespace=NAMESPACE)
         await online.leave(principal.tenant, cid, conn.sid)
-        # the conversation's events also feed the support room; keep them while this socket is there
-        if scoped(principal.tenant, support_room(cid)) not in gw.sio.rooms(conn.sid, namespace=NAMESPACE):
+        # the conversation's events also feed the support rooms; keep them while this socket is there
+        still_in = set(gw.sio.rooms(conn.sid, namespace=NAMESPACE))
+        if not any(scoped(principal.tenant, room) in still_in for room in conversation_rooms(cid)):
             await gw.delivery.interest.remove(conn.sid, interest_pattern(principal.tenant, "conv", cid))
         return {"success": True, "conversacionId": cid, "timestamp": utcnow_iso()}
 
