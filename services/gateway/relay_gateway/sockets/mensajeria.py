@@ -29,7 +29,6 @@ from relay_gateway.sockets.router import SocketRouter
 log = get_logger(__name__)
 
 NAMESPACE = "/"
-TYPING_EXPIRES_SECONDS = 5.0
 
 
 class Wire(BaseModel):
@@ -94,7 +93,7 @@ def _principal(conn: Connection) -> Any:
 
 
 class Typing:
-    """Who is typing where on this replica; a state nobody refreshes is cleared after 5 s (SPEC §3)."""
+    """Who is typing where on this replica; a state nobody refreshes is cleared (TYPING_TTL_SECONDS, SPEC §3)."""
 
     def __init__(self, gw: Gateway) -> None:
         self._gw = gw
@@ -115,7 +114,7 @@ class Typing:
             await self._announce(conn, conversation_id, False)
 
     async def _expire(self, conn: Connection, conversation_id: str) -> None:
-        await asyncio.sleep(TYPING_EXPIRES_SECONDS)
+        await asyncio.sleep(self._gw.settings.typing_ttl_seconds)
         self._timers.pop((conn.sid, conversation_id), None)
         await self._announce(conn, conversation_id, False)
 
