@@ -404,3 +404,36 @@ async def test_agregar_reaccion_reaches_the_conversation_once_and_only_readers_r
     finally:
         for sock in (a, b, z):
             await sock.close()
+
+
+async def test_statistics_count_joined_conversations_until_everyone_leaves(client_factory, mint, gateways):
+    tenant = uid("stats")
+    ana, beto = uid("ana"), uid("beto")
+    rest = client_factory(mint(ana, "cliente", tenant=tenant), 0)
+    cid = (await create(rest, [{"usuario": beto, "rol": "experto"}]))["conversacionId"]
+
+    async def stats() -> dict[str, Any]:
+        return dict(await rest.get("/api/mensajeria/estadisticas"))
+
+    async def eventually(active: int) -> dict[str, Any]:
+        deadline = time.monotonic() + 10
+        while (current := await stats())["conversacionesActivas"] != active:
+            assert time.monotonic() < deadline, current
+            await asyncio.sleep(0.1)
+        return current
+
+    assert (await stats())["conversacionesActivas"] == 0
+    a = await seed_socket(gateways[0], ana, mint(ana, "cliente", tenant=tenant))
+    b = await seed_socket(gateways[1], beto, mint(beto, "experto", tenant=tenant))
+    try:
+        for sock in (a, b):
+            assert (await sock.call("unirse_conversacion", {"conversacionId": cid}))["success"] is True
+        current = await eventually(1)  # two sockets on two replicas, one conversation
+        assert current["usuariosConectados"] == 2
+        assert (await a.call("salir_conversacion", {"conversacionId": cid}))["success"] is True
+        await asyncio.sleep(0.5)
+        assert (await stats())["conversacionesActivas"] == 1  # beto is still in it
+    finally:
+        await a.close()
+        await b.close()  # a disconnect leaves the conversation too
+    await eventually(0)

@@ -22,6 +22,7 @@ from relay_log import get_logger
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.conversation_presence import ConversationPresence
 from relay_gateway.dialects import mensajeria as es
+from relay_gateway.presence import track_conversation
 from relay_gateway.rooms import conversation_rooms, mensajeria_room, scoped
 from relay_gateway.sockets.lifecycle import attach_principal
 from relay_gateway.sockets.router import SocketRouter
@@ -164,6 +165,7 @@ def register(router: SocketRouter) -> None:
         await gw.delivery.interest.add(conn.sid, interest_pattern(principal.tenant, "conv", cid))
         await gw.sio.enter_room(conn.sid, scoped(principal.tenant, mensajeria_room(cid)), namespace=NAMESPACE)
         await online.join(principal.tenant, cid, principal.user_id, conn.sid)
+        await track_conversation(gw, conn, cid, joined=True)  # seed-003 statistics: conversacionesActivas
         reply = {
             "conversacionId": cid,
             "participantes_conectados": await online.connected(principal.tenant, cid),
@@ -182,6 +184,7 @@ def register(router: SocketRouter) -> None:
             await typing.set(conn, cid, False)
         await gw.sio.leave_room(conn.sid, scoped(principal.tenant, mensajeria_room(cid)), namespace=NAMESPACE)
         await online.leave(principal.tenant, cid, conn.sid)
+        await track_conversation(gw, conn, cid, joined=False)
         # the conversation's events also feed the support rooms; keep them while this socket is there
         still_in = set(gw.sio.rooms(conn.sid, namespace=NAMESPACE))
         if not any(scoped(principal.tenant, room) in still_in for room in conversation_rooms(cid)):
