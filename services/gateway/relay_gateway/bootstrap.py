@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from relay_gateway import dialects
+from relay_gateway.adapter import ObservableRedisManager
 from relay_gateway.commands import CommandBus
 from relay_gateway.context import Gateway
 from relay_gateway.delivery import EventDelivery
@@ -45,7 +46,7 @@ LISTENER_CHECK_SECONDS = 2.0
 class GatewayApp:
     gw: Gateway
     broker: Broker
-    manager: socketio.AsyncRedisManager
+    manager: ObservableRedisManager
     rpc: RpcClient
     asgi: socketio.ASGIApp
     router: SocketRouter | None = None
@@ -64,14 +65,16 @@ class GatewayApp:
         log.info("gateway.started", replica=self.gw.settings.replica_id, port=self.gw.settings.gateway_port)
 
     def listener_alive(self) -> bool:
+        """The adapter's listener task runs and its Redis subscription is live right now."""
         thread = getattr(self.manager, "thread", None)
-        return thread is not None and not thread.done()
+        return thread is not None and not thread.done() and self.manager.subscribed
 
     async def _watch_listener(self) -> None:
         # python-socketio's pub/sub listener can die silently; restart it rather than go deaf
         while True:
             await asyncio.sleep(LISTENER_CHECK_SECONDS)
-            if getattr(self.manager, "thread", None) is not None and not self.listener_alive():
+            thread = getattr(self.manager, "thread", None)
+            if thread is not None and thread.done():  # a retrying listener is alive: leave it be
                 log.error("gateway.redis_listener_died_restarting")
                 self.manager.thread = self.gw.sio.start_background_task(self.manager._thread)
 
@@ -98,7 +101,7 @@ class GatewayApp:
 
 
 def build(settings: GatewaySettings) -> GatewayApp:
-    manager = socketio.AsyncRedisManager(settings.redis_url, channel=f"{settings.relay_instance}-socketio")
+    manager = ObservableRedisManager(settings.redis_url, channel=f"{settings.relay_instance}-socketio")
     sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,
