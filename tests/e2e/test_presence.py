@@ -85,31 +85,35 @@ async def active_ids(sock: RelaySocket) -> list[str]:
     return sorted(u["userId"] for u in ack["users"])
 
 
-async def test_three_tabs_on_two_replicas_are_one_user_announced_once_each_way(open_socket, tenant):
+async def test_three_tabs_on_two_replicas_are_one_user_announced_once_each_way(open_socket, tenant, pstack, mint):
     watcher = await open_socket("watcher", tenant, 1)
-    chat_watcher = await open_socket("watcher", tenant, 0, namespace="/chat")  # seed-000 client
-    await eventually(lambda: _equals(active_ids(watcher), ["watcher"]), what="watcher active")
+    # seed-000 clients: the watcher shares a channel with ana, the outsider shares none
+    async with RelayClient(pstack.gateway_urls[0], token=mint("watcher", "member", tenant=tenant)) as rest:
+        await rest.post("/v2/channels", {"name": "team", "members": ["ana"]}, expect=201)
+    chat_watcher = await open_socket("watcher", tenant, 0, namespace="/chat")
+    outsider = await open_socket("outsider", tenant, 1, namespace="/chat")
+    await eventually(lambda: _equals(active_ids(watcher), ["outsider", "watcher"]), what="watcher and outsider active")
     tabs = [
         await open_socket("ana", tenant, 0),
         await open_socket("ana", tenant, 0),
         await open_socket("ana", tenant, 1),
     ]
     joined = await watcher.wait_for("user-connected", about("ana"))
-    assert joined["activeUsersCount"] == 2 and joined["user"]["tenantId"] == tenant
+    assert joined["activeUsersCount"] == 3 and joined["user"]["tenantId"] == tenant
     conectado = await watcher.wait_for("usuario_conectado", lambda e: e["usuarioId"] == "ana")
     assert conectado["timestamp"]
-    await eventually(lambda: _equals(active_ids(watcher), ["ana", "watcher"]), what="ana active")
+    await eventually(lambda: _equals(active_ids(watcher), ["ana", "outsider", "watcher"]), what="ana active")
 
     await tabs[0].close()
     await tabs[2].close()  # the only tab on replica 1
     await asyncio.sleep(2.5)  # longer than the reconnect grace: she must still be online
     for sock in (watcher, tabs[1]):
-        assert await active_ids(sock) == ["ana", "watcher"]
+        assert await active_ids(sock) == ["ana", "outsider", "watcher"]
     assert watcher.received("user-disconnected") == []
 
     await tabs[1].close()
     left = await watcher.wait_for("user-disconnected", about("ana"), timeout=REAP_SECONDS)
-    assert left["activeUsersCount"] == 1
+    assert left["activeUsersCount"] == 2
     gone = await watcher.wait_for("usuario_desconectado", lambda e: e["usuarioId"] == "ana")
     assert gone["ultimaConexion"]
     await watcher.wait_for("estado_usuario_cambiado", lambda e: e["usuarioId"] == "ana" and not e["conectado"])
@@ -118,9 +122,10 @@ async def test_three_tabs_on_two_replicas_are_one_user_announced_once_each_way(o
     await asyncio.sleep(0.5)
     assert len([e for e in watcher.received("user-connected") if e["user"]["userId"] == "ana"]) == 1
     assert len(watcher.received("user-disconnected")) == 1
-    assert await active_ids(watcher) == ["watcher"]
+    assert await active_ids(watcher) == ["outsider", "watcher"]
     seen = [(e["userId"], e["status"]) for e in chat_watcher.received("user_presence") if e["userId"] == "ana"]
     assert seen == [("ana", "online"), ("ana", "offline")]
+    assert [e for e in outsider.received("user_presence") if e["userId"] == "ana"] == []
 
 
 async def _equals(value: Awaitable[Any], expected: Any) -> bool:

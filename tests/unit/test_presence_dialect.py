@@ -6,7 +6,7 @@ import pytest
 from relay_contracts import Envelope, RelayError
 from relay_contracts import presence as p
 from relay_gateway.dialects import render
-from relay_gateway.dialects.presence import TABLE, chat_user_presence
+from relay_gateway.dialects.presence import TABLE, user_presence_payload
 from relay_gateway.sockets.users import check_room_name
 
 
@@ -34,7 +34,6 @@ def test_coming_online_renders_each_dialect_once_to_the_tenant():
         ("/", "tenant:all", "user-connected"),
         ("/", "tenant:all", "usuario_conectado"),
         ("/", "tenant:all", "estado_usuario_cambiado"),
-        ("/chat", "tenant:all", "user_presence"),
     ]
     first = render(TABLE, changed("offline", "online"))[0]
     assert first.payload == {
@@ -47,21 +46,22 @@ def test_coming_online_renders_each_dialect_once_to_the_tenant():
 def test_going_away_only_changes_the_state_and_offline_says_goodbye():
     assert wire(changed("online", "away")) == [
         ("/", "tenant:all", "estado_usuario_cambiado"),
-        ("/chat", "tenant:all", "user_presence"),
     ]
     assert [e for _, _, e in wire(changed("away", "offline"))] == [
         "user-disconnected",
         "usuario_desconectado",
         "estado_usuario_cambiado",
-        "user_presence",
     ]
     estado = render(TABLE, changed("online", "away"))[0].payload
     assert estado["conectado"] is True and estado["estado"] == "away"
 
 
-def test_seed_000_hook_renders_user_presence_on_chat():
-    (d,) = chat_user_presence(changed("offline", "online"))
-    assert (d.namespace, d.event, d.payload["status"]) == ("/chat", "user_presence", "online")
+def test_seed_000_user_presence_payload():
+    assert user_presence_payload(changed("offline", "online").data) == {
+        "userId": "ana",
+        "status": "online",
+        "timestamp": changed("offline", "online").data["timestamp"],
+    }
 
 
 @pytest.mark.parametrize(

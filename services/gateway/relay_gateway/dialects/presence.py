@@ -2,9 +2,8 @@
 
 `presence.changed` (one per user transition, from the presence service) renders to the tenant room:
 seed-002 `user-connected` / `user-disconnected`, seed-003 `usuario_conectado` / `usuario_desconectado`
-and `estado_usuario_cambiado`; seed-000 `user_presence` to the tenant's `/chat` sockets (a superset of
-"the user's channels" that reveals nothing the tenant-wide seed-002/003 announcements do not; a
-per-channel renderer can replace `chat_user_presence` using `user_presence_payload`).
+and `estado_usuario_cambiado`. seed-000 `user_presence` goes to the user's channels only, which needs
+their channel list: the channels feature sends it (`sockets/channels.py`, `on_presence_changed`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from relay_gateway.dialects import Delivery, Table
 from relay_gateway.rooms import EVERYONE, role_room, tenant_room, user_room
 
 NAMESPACE = "/"
-CHAT_NAMESPACE = "/chat"
 
 
 def _came_online(data: dict[str, Any]) -> bool:
@@ -61,11 +59,6 @@ def user_presence_payload(data: dict[str, Any]) -> dict[str, Any]:
     return {"userId": data["userId"], "status": data["status"], "timestamp": data["timestamp"]}
 
 
-def chat_user_presence(env: Envelope) -> Iterator[Delivery]:
-    """seed-000 `user_presence` to the tenant's `/chat` sockets."""
-    yield Delivery(CHAT_NAMESPACE, tenant_room(), "user_presence", user_presence_payload(env.data))
-
-
 def _emit(env: Envelope) -> Iterator[Delivery]:
     cmd = p.Emit.model_validate(env.data)
     room = {
@@ -79,6 +72,6 @@ def _emit(env: Envelope) -> Iterator[Delivery]:
 
 
 TABLE: Table = {
-    p.CHANGED: [_users, _mensajeria, chat_user_presence],
+    p.CHANGED: [_users, _mensajeria],
     p.EMIT: [_emit],
 }

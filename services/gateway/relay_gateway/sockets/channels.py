@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from relay_auth import Principal
 from relay_contracts import Envelope, ErrorCode, RelayError, utcnow_iso
 from relay_contracts import messages as m
+from relay_contracts import presence as p
 from relay_contracts.routing import interest_pattern
 from relay_log import get_logger
 
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.dialects.channels import NAMESPACE, channel_message
+from relay_gateway.dialects.presence import user_presence_payload
 from relay_gateway.rooms import channel_room, scoped, thread_room, user_room
 from relay_gateway.sockets.router import SocketRouter
 
@@ -167,7 +170,22 @@ def register(router: SocketRouter) -> None:
                 if conn is not None and conn.principal is not None and channel_id not in joined.channels[sid]:
                     await enter_channel(conn, channel_id)
 
+    async def on_presence_changed(envelope: Envelope) -> None:
+        """seed-000 `user_presence` to the user's channels: each replica to its own sockets there, once each."""
+        if envelope.type != p.CHANGED:
+            return
+        prefix = scoped(envelope.tenant, channel_room(""))
+        if not any(room and room.startswith(prefix) for room in gw.sio.manager.rooms.get(NAMESPACE, {})):
+            return  # no local /chat socket of this tenant is in any channel: nobody here to tell
+        member = Principal(user_id=envelope.data["userId"], tenant=envelope.tenant)
+        found = await gw.bus.call(member, m.LIST_CHANNELS, {})
+        rooms = [scoped(envelope.tenant, channel_room(c["conversationId"])) for c in found["channels"]]
+        if rooms:  # a list of rooms: a socket in several of them still gets the event once
+            payload = user_presence_payload(envelope.data)
+            await gw.sio.emit("user_presence", payload, room=rooms, namespace=NAMESPACE, ignore_queue=True)
+
     gw.delivery.listeners.append(on_members_added)
+    gw.delivery.listeners.append(on_presence_changed)
     gw.on_principal.append(on_principal)
     gw.on_disconnect.append(on_disconnect)
 
