@@ -33,9 +33,11 @@ async def test_dashboard_shows_both_replicas_presence_and_traffic(pages: Pages, 
     for port in web_stack.config.gateway_ports:
         await expect(ops.locator("#replicas")).to_contain_text(f"127.0.0.1:{port}")
     # presence by role of the admin's tenant (acme): the visitor, the agent, the admin's own page
+    # (role, users seen by the gateways, sockets, users per the presence service)
     presence = ops.locator("#presence tbody")
-    await expect(presence.locator("tr", has_text="visitor")).to_contain_text("1")
-    await expect(presence.locator("tr", has_text="commercial")).to_contain_text("1")
+    for role in ("visitor", "commercial"):
+        await expect(presence.locator("tr", has_text=role).locator("td")).to_have_text([role, "1", "1", "1"])
+    await expect(ops.locator("#tile-service-users .value")).to_have_text("2")
     await expect(ops.locator("#rooms")).to_contain_text(f"chat:{chat_id}")
 
     for i in range(6):
