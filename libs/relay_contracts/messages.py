@@ -129,10 +129,6 @@ class CloseConversation(Strict):
     conversationId: Id
 
 
-class MarkConversationRead(Strict):
-    conversationId: Id
-
-
 # --- channels (seed-000) and message changes: edit, delete, reactions, threads, sync ---------------------------------
 
 CREATE_CHANNEL = "conversation.channel.create"

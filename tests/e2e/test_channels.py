@@ -355,3 +355,23 @@ async def test_rest_members_and_validation(client_factory, mint, connect):
         with pytest.raises(RelayError) as bad:
             await owner.post("/v2/channels", body)
         assert bad.value.status == 400 and bad.value.code == "VALIDATION_ERROR"
+
+
+async def test_message_limit_on_chat_is_shared_with_the_other_replica(client_factory, mint, connect):
+    """30 messages per 10 s per user, whichever replica and namespace they go through."""
+    user_id, reader_id = uid("flood"), uid("reader")
+    flooder = client_factory(mint(user_id, "member"), 0)
+    channel_id = await create_channel(flooder, [reader_id])
+    on_a = await connect(flooder)
+    on_b = await connect(client_factory(flooder.token, 1))
+    reader = await connect(client_factory(mint(reader_id, "member"), 1))
+    for i in range(30):
+        await send((on_a, on_b)[i % 2], channel_id, f"m{i}")
+    refused = await on_b.call("send_message", {"channelId": channel_id, "text": "one too many"})
+    assert refused["success"] is False and refused["error"]["code"] == "RATE_LIMITED"
+    assert 0 < refused["error"]["retryAfterMs"] <= 10_000
+    # the refused message was never stored: the reader's history ends at the 30th
+    history = await client_factory(mint(reader_id, "member"), 0).get(f"/v2/channels/{channel_id}/messages")
+    texts = [m.get("text", m.get("content")) for m in history["messages"]]
+    assert "one too many" not in texts and len(texts) == 30
+    assert on_a.connected and on_b.connected and reader.connected

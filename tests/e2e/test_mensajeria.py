@@ -318,6 +318,17 @@ async def test_mixed_dialects_each_get_their_own_event_exactly_once(client_facto
         await asyncio.sleep(0.5)
         assert len(support.received("message:new")) == 2 and support.received("nuevo_mensaje") == []
         assert len(es.received("nuevo_mensaje")) == 2 and es.received("message:new") == []
+
+        # one socket in both dialects' rooms gets each dialect's event once, and leaving one keeps the other
+        assert (await es.call("chat:join", {"chatId": cid}))["success"] is True
+        await visitor.post("/v2/messages", {"chatId": cid, "content": "a los dos"}, expect=201)
+        assert (await es.wait_for("message:new"))["content"] == "a los dos"
+        assert (await es.wait_for("nuevo_mensaje", count=3))[2]["mensaje"]["contenido"]["texto"] == "a los dos"
+        assert (await es.call("chat:leave", {"chatId": cid}))["success"] is True
+        await visitor.post("/v2/messages", {"chatId": cid, "content": "solo 003"}, expect=201)
+        assert (await es.wait_for("nuevo_mensaje", count=4))[3]["mensaje"]["contenido"]["texto"] == "solo 003"
+        await asyncio.sleep(0.5)
+        assert len(es.received("message:new")) == 1 and len(es.received("nuevo_mensaje")) == 4
     finally:
         await support.close()
         await es.close()
@@ -349,3 +360,80 @@ async def test_tenants_sharing_a_conversation_id_never_see_each_other(client_fac
     finally:
         await a.close()
         await g.close()
+
+
+async def test_agregar_reaccion_reaches_the_conversation_once_and_only_readers_react(client_factory, mint, gateways):
+    ana, beto, zoe = uid("ana"), uid("beto"), uid("zoe")
+    rest = client_factory(mint(ana, "cliente"), 0)
+    cid = (await create(rest, [{"usuario": beto, "rol": "experto"}]))["conversacionId"]
+    a = await seed_socket(gateways[0], ana, mint(ana, "cliente"))
+    b = await seed_socket(gateways[1], beto, mint(beto, "experto"))
+    z = await seed_socket(gateways[1], zoe, mint(zoe, "cliente"))
+    try:
+        for sock in (a, b):
+            await sock.call("unirse_conversacion", {"conversacionId": cid})
+        sent = await a.call("enviar_mensaje", {"conversacionId": cid, "contenido": {"texto": "¿te gusta?"}})
+        # the seed's payload names only the message
+        ack = await b.call("agregar_reaccion", {"mensajeId": sent["mensajeId"], "tipo": "love"})
+        assert ack["success"] is True and ack["conversacionId"] == cid
+        assert ack["reacciones"] == [{"usuario": beto, "tipo": "love"}]
+        got = await a.wait_for("reaccion_agregada")
+        assert got["mensajeId"] == sent["mensajeId"] and got["usuarioId"] == beto and got["tipo"] == "love"
+        assert got["reacciones"] == [{"usuario": beto, "tipo": "love"}]
+        await a.call("agregar_reaccion", {"mensajeId": sent["mensajeId"], "tipo": "like", "conversacionId": cid})
+        both = await b.wait_for("reaccion_agregada", count=2)
+        assert both[1]["reacciones"] == [{"usuario": beto, "tipo": "love"}, {"usuario": ana, "tipo": "like"}]
+        # the same reaction again changes nothing and announces nothing
+        assert (await b.call("agregar_reaccion", {"mensajeId": sent["mensajeId"], "tipo": "love"}))["success"]
+        for bad in ({"mensajeId": sent["mensajeId"]}, {"mensajeId": sent["mensajeId"], "tipo": "angry"}):
+            assert (await b.call("agregar_reaccion", bad))["error"]["code"] == "VALIDATION_ERROR"
+        # a stranger can neither react nor learn the message exists
+        denied = await z.call("agregar_reaccion", {"mensajeId": sent["mensajeId"], "tipo": "sad"})
+        assert denied["error"]["code"] == "NOT_FOUND"
+        denied = await z.call(
+            "agregar_reaccion", {"mensajeId": sent["mensajeId"], "tipo": "sad", "conversacionId": cid}
+        )
+        assert denied["error"]["code"] in {"PERMISSION_DENIED", "NOT_FOUND"}
+        await asyncio.sleep(0.5)
+        assert len(a.received("reaccion_agregada")) == 2 and len(b.received("reaccion_agregada")) == 2
+        history = await rest.get(f"/api/mensajeria/conversaciones/{cid}/mensajes")
+        assert history["mensajes"][0]["reacciones"] == [
+            {"usuario": beto, "tipo": "love"},
+            {"usuario": ana, "tipo": "like"},
+        ]
+    finally:
+        for sock in (a, b, z):
+            await sock.close()
+
+
+async def test_statistics_count_joined_conversations_until_everyone_leaves(client_factory, mint, gateways):
+    tenant = uid("stats")
+    ana, beto = uid("ana"), uid("beto")
+    rest = client_factory(mint(ana, "cliente", tenant=tenant), 0)
+    cid = (await create(rest, [{"usuario": beto, "rol": "experto"}]))["conversacionId"]
+
+    async def stats() -> dict[str, Any]:
+        return dict(await rest.get("/api/mensajeria/estadisticas"))
+
+    async def eventually(active: int) -> dict[str, Any]:
+        deadline = time.monotonic() + 10
+        while (current := await stats())["conversacionesActivas"] != active:
+            assert time.monotonic() < deadline, current
+            await asyncio.sleep(0.1)
+        return current
+
+    assert (await stats())["conversacionesActivas"] == 0
+    a = await seed_socket(gateways[0], ana, mint(ana, "cliente", tenant=tenant))
+    b = await seed_socket(gateways[1], beto, mint(beto, "experto", tenant=tenant))
+    try:
+        for sock in (a, b):
+            assert (await sock.call("unirse_conversacion", {"conversacionId": cid}))["success"] is True
+        current = await eventually(1)  # two sockets on two replicas, one conversation
+        assert current["usuariosConectados"] == 2
+        assert (await a.call("salir_conversacion", {"conversacionId": cid}))["success"] is True
+        await asyncio.sleep(0.5)
+        assert (await stats())["conversacionesActivas"] == 1  # beto is still in it
+    finally:
+        await a.close()
+        await b.close()  # a disconnect leaves the conversation too
+    await eventually(0)

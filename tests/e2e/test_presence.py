@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 from relay_devstack import Stack, StackConfig
 from relay_devstack.stack import free_port
-from relay_sdk import Emitter, RelayClient, RelaySocket
+from relay_sdk import Emitter, RelayClient, RelaySocket, emit
 
 from tests.conftest import SECRET
 from tests.e2e.conftest import AMQP_URL, REDIS_URL, _drop_topology
@@ -56,9 +56,9 @@ def tenant() -> str:
 async def open_socket(pstack: Stack, mint) -> Any:
     made: list[RelaySocket] = []
 
-    async def make(user: str, tenant: str, replica: int = 0, *roles: str) -> RelaySocket:
+    async def make(user: str, tenant: str, replica: int = 0, *roles: str, namespace: str = "/") -> RelaySocket:
         token = mint(user, *(roles or ("member",)), tenant=tenant)
-        sock = RelaySocket(pstack.gateway_urls[replica], auth={"token": token})
+        sock = RelaySocket(pstack.gateway_urls[replica], namespace=namespace, auth={"token": token})
         await sock.connect()
         made.append(sock)
         return sock
@@ -87,6 +87,7 @@ async def active_ids(sock: RelaySocket) -> list[str]:
 
 async def test_three_tabs_on_two_replicas_are_one_user_announced_once_each_way(open_socket, tenant):
     watcher = await open_socket("watcher", tenant, 1)
+    chat_watcher = await open_socket("watcher", tenant, 0, namespace="/chat")  # seed-000 client
     await eventually(lambda: _equals(active_ids(watcher), ["watcher"]), what="watcher active")
     tabs = [
         await open_socket("ana", tenant, 0),
@@ -118,6 +119,8 @@ async def test_three_tabs_on_two_replicas_are_one_user_announced_once_each_way(o
     assert len([e for e in watcher.received("user-connected") if e["user"]["userId"] == "ana"]) == 1
     assert len(watcher.received("user-disconnected")) == 1
     assert await active_ids(watcher) == ["watcher"]
+    seen = [(e["userId"], e["status"]) for e in chat_watcher.received("user_presence") if e["userId"] == "ana"]
+    assert seen == [("ana", "online"), ("ana", "offline")]
 
 
 async def _equals(value: Awaitable[Any], expected: Any) -> bool:
@@ -133,6 +136,11 @@ async def test_stats_and_active_users_are_the_same_on_both_replicas(open_socket,
     b = await open_socket("v1", tenant, 1, "visitor")
     await open_socket("intruder", "other-" + tenant, 1, "agent")  # another tenant: never counted
     await eventually(lambda: _equals(active_ids(b), ["adm", "ag1", "ag2", "v1"]), what="4 active users")
+
+    async def all_sockets_counted() -> bool:
+        return (await a.call("get-users-stats"))["totalSockets"] == 6
+
+    await eventually(all_sockets_counted, what="6 sockets")
 
     stats = [await s.call("get-users-stats") for s in (a, b)]
     for s in stats:
@@ -300,6 +308,9 @@ async def test_relay_emit_reaches_a_user_on_either_replica(open_socket, tenant, 
         assert (await waiter.call("join-room", {"room": "floor"}))["success"] is True
         await emitter.to_room(tenant, "room:floor", "table-call", {"table": 7})
         assert (await waiter.wait_for("table-call")) == {"table": 7}
+    # one-shot publisher for scripts and jobs
+    await emit(AMQP_URL, "user", "receipt", {"n": 1}, tenant=tenant, target="wal", instance=pstack.config.instance)
+    assert (await waiter.wait_for("receipt")) == {"n": 1}
     await asyncio.sleep(0.5)
     assert waiter.received("kitchen-note") == [] and waiter.received("order.ready") == []
     for event in ("order.ready", "kitchen-note", "announcement"):
@@ -310,6 +321,7 @@ async def test_relay_emit_reaches_a_user_on_either_replica(open_socket, tenant, 
 async def test_metrics_on_every_service(pstack: Stack, open_socket, tenant):
     sock = await open_socket("m", tenant, 0)
     assert (await sock.call("join-room", {"room": "chat:1"}))["success"] is False
+    assert (await sock.call("get-active-users"))["success"] is True
     async with httpx.AsyncClient() as http:
         gw = (await http.get(f"{pstack.gateway_urls[0]}/metrics")).text
         for name in (
@@ -319,6 +331,7 @@ async def test_metrics_on_every_service(pstack: Stack, open_socket, tenant):
             "relay_gateway_delivery_seconds_bucket",
             "relay_gateway_rooms",
             "relay_errors_total",
+            "relay_gateway_command_seconds_bucket",
         ):
             assert name in gw, name
         for service in ("presence", "message"):

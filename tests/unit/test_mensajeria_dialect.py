@@ -89,3 +89,32 @@ def test_participants_get_role_defaults_unless_the_creator_overrides_them():
     conversation = {"status": "IN_PROGRESS", "type": "group", "participants": list(people.values())}
     assert domain.can_send(conversation, "mod", ()) and not domain.can_send(conversation, "mudo", ())
     assert not domain.can_send(conversation, "stranger", ("experto",))
+
+
+def test_reactions_render_as_seed_003_types_per_user():
+    data = {
+        "conversationId": "c1",
+        "messageId": "m1",
+        "seq": 3,
+        "userId": "beto",
+        "emoji": "❤️",
+        "action": "add",
+        "changed": True,
+        "at": "t",
+        "reactions": [
+            {"emoji": "👍", "count": 2, "users": ["ana", "caro"]},
+            {"emoji": "❤️", "count": 1, "users": ["beto"]},
+        ],
+    }
+    env = Envelope(type=m.REACTION_CHANGED, tenant="acme", correlationId="c", data=data)
+    mine = [d for d in render(TABLE, env) if d.room == "chat:c1:mensajeria"]
+    assert [(d.event, d.payload["tipo"], d.payload["usuarioId"]) for d in mine] == [
+        ("reaccion_agregada", "love", "beto")
+    ]
+    assert mine[0].payload["reacciones"] == [
+        {"usuario": "ana", "tipo": "like"},
+        {"usuario": "caro", "tipo": "like"},
+        {"usuario": "beto", "tipo": "love"},
+    ]
+    removed = Envelope(type=m.REACTION_CHANGED, tenant="acme", correlationId="c", data={**data, "action": "remove"})
+    assert [d.event for d in render(TABLE, removed) if d.room == "chat:c1:mensajeria"] == ["reaccion_eliminada"]

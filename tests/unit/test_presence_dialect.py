@@ -34,6 +34,7 @@ def test_coming_online_renders_each_dialect_once_to_the_tenant():
         ("/", "tenant:all", "user-connected"),
         ("/", "tenant:all", "usuario_conectado"),
         ("/", "tenant:all", "estado_usuario_cambiado"),
+        ("/chat", "tenant:all", "user_presence"),
     ]
     first = render(TABLE, changed("offline", "online"))[0]
     assert first.payload == {
@@ -44,11 +45,15 @@ def test_coming_online_renders_each_dialect_once_to_the_tenant():
 
 
 def test_going_away_only_changes_the_state_and_offline_says_goodbye():
-    assert wire(changed("online", "away")) == [("/", "tenant:all", "estado_usuario_cambiado")]
+    assert wire(changed("online", "away")) == [
+        ("/", "tenant:all", "estado_usuario_cambiado"),
+        ("/chat", "tenant:all", "user_presence"),
+    ]
     assert [e for _, _, e in wire(changed("away", "offline"))] == [
         "user-disconnected",
         "usuario_desconectado",
         "estado_usuario_cambiado",
+        "user_presence",
     ]
     estado = render(TABLE, changed("online", "away"))[0].payload
     assert estado["conectado"] is True and estado["estado"] == "away"

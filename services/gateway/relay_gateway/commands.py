@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from relay_auth import Principal
 from relay_broker import RpcClient
-from relay_contracts import Envelope
+from relay_contracts import Envelope, RelayError
 from relay_contracts.envelope import Actor
 from relay_log import current_correlation_id, new_correlation_id
 
@@ -29,8 +30,7 @@ class CommandBus:
 
     async def call(self, principal: Principal, command_type: str, data: dict[str, Any]) -> Any:
         """Run a command as `principal`; returns the service's answer or raises its RelayError."""
-        metrics.COMMANDS.labels(command_type).inc()
-        return await self._rpc.call(envelope_for(principal, command_type, data))
+        return await self.call_envelope(envelope_for(principal, command_type, data))
 
     async def send(self, principal: Principal, command_type: str, data: dict[str, Any]) -> None:
         """Fire a command as `principal` without waiting for its answer."""
@@ -40,4 +40,12 @@ class CommandBus:
         await self._rpc.send(envelope)
 
     async def call_envelope(self, envelope: Envelope, *, timeout: float | None = None) -> Any:
-        return await self._rpc.call(envelope, timeout=timeout)
+        metrics.COMMANDS.labels(envelope.type).inc()
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            return await self._rpc.call(envelope, timeout=timeout)
+        except RelayError as exc:
+            outcome = exc.code.value
+            raise
+        finally:
+            metrics.COMMAND_ROUND_TRIP.labels(envelope.type, outcome).observe(time.perf_counter() - started)

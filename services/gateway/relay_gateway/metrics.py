@@ -16,3 +16,9 @@ BINDINGS = Gauge("relay_gateway_bindings", "Event-queue bindings held for local 
 ROOMS = Gauge("relay_gateway_rooms", "Rooms with local members", ["replica", "namespace"])
 DUPLICATES_DROPPED = Counter("relay_gateway_duplicate_events_total", "Redelivered events dropped by id")
 COMMANDS = Counter("relay_gateway_commands_total", "Commands sent to the services", ["type"])
+COMMAND_ROUND_TRIP = Histogram(
+    "relay_gateway_command_seconds",
+    "From sending a command to its service's answer, as the gateway waits for it",
+    ["type", "outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

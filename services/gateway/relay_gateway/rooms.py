@@ -68,3 +68,8 @@ EVERYONE = "everyone"  # with tenant "*": every authenticated socket of every te
 def mensajeria_room(conversation_id: str) -> str:
     # under the reserved `chat:` prefix, so the free-room API can never join it
     return f"chat:{conversation_id}:mensajeria"
+
+
+def conversation_rooms(conversation_id: str) -> tuple[str, ...]:
+    """Every room on `/` fed by one conversation's events: one socket may be in several (two dialects)."""
+    return (support_room(conversation_id), support_agents_room(conversation_id), mensajeria_room(conversation_id))

@@ -104,16 +104,6 @@ async def list_conversations(env: Envelope, deps: Deps) -> dict[str, Any]:
     return {"conversations": [domain.public_conversation(d, viewer=user, viewer_is_agent=agent) for d in docs]}
 
 
-async def mark_conversation_read(env: Envelope, deps: Deps) -> dict[str, Any]:
-    """The caller has seen everything in the conversation: their unread count drops to 0."""
-    cmd = m.MarkConversationRead.model_validate(env.data)
-    user, roles = _actor(env)
-    await _readable(deps, env, cmd.conversationId)
-    await deps.conversations.reset_unread(env.tenant, cmd.conversationId, user)
-    conversation = await _readable(deps, env, cmd.conversationId)
-    return domain.public_conversation(conversation, viewer=user, viewer_is_agent=domain.is_agent(roles))
-
-
 async def close_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.CloseConversation.model_validate(env.data)
     user, roles = _actor(env)
@@ -328,7 +318,6 @@ HANDLERS: dict[str, Handler] = {
     m.GET_HISTORY: get_history,
     m.LIST_CONVERSATIONS: list_conversations,
     m.CLOSE_CONVERSATION: close_conversation,
-    m.MARK_CONVERSATION_READ: mark_conversation_read,
 }
 
 __all__ = ["HANDLERS", "Deps", "ValidationError"]

@@ -50,6 +50,14 @@ async def mark_read(env: Envelope, deps: Deps) -> dict[str, Any]:
     return {**read.model_dump(mode="json"), "unreadCount": unread}
 
 
+async def mark_conversation_read(env: Envelope, deps: Deps) -> dict[str, Any]:
+    """Support's `POST /v2/chats/{id}/read`: everything read by the caller (receipts and count); the chat."""
+    await mark_read(env, deps)
+    user, roles = _actor(env)
+    conversation = await _readable(deps, env, str(env.data["conversationId"]))
+    return domain.public_conversation(conversation, viewer=user, viewer_is_agent=domain.is_agent(roles))
+
+
 async def locate_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     """The conversation of a message the caller may read; NOT_FOUND for anything else (no probing)."""
     cmd = m.LocateMessage.model_validate(env.data)
@@ -63,4 +71,8 @@ async def locate_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     return {"messageId": cmd.messageId, "conversationId": conversation_id}
 
 
-HANDLERS: dict[str, Handler] = {r.MARK_READ: mark_read, m.LOCATE_MESSAGE: locate_message}
+HANDLERS: dict[str, Handler] = {
+    r.MARK_READ: mark_read,
+    m.MARK_CONVERSATION_READ: mark_conversation_read,
+    m.LOCATE_MESSAGE: locate_message,
+}

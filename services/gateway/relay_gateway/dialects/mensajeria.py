@@ -59,7 +59,7 @@ def mensaje(msg: dict[str, Any]) -> dict[str, Any]:
         "estado": ESTADO.get(msg.get("deliveryState", "sent"), "enviado"),
         "fechaEnvio": msg["createdAt"],
         "lecturas": [{"usuario": x["userId"], "fechaLectura": x["at"]} for x in msg.get("reads", [])],
-        "reacciones": [reaccion(x) for x in msg.get("reactions", [])],
+        "reacciones": reacciones(msg.get("reactions", [])),
         "seq": msg["seq"],
         "clientMessageId": msg.get("clientMessageId"),
     }
@@ -70,9 +70,13 @@ REACCION_EMOJI = {"like": "👍", "love": "❤️", "laugh": "😂", "surprise":
 EMOJI_REACCION = {emoji: tipo for tipo, emoji in REACCION_EMOJI.items()}
 
 
-def reaccion(reaction: dict[str, Any]) -> dict[str, Any]:
-    emoji = reaction.get("emoji", "")
-    return {"usuario": reaction.get("userId"), "tipo": EMOJI_REACCION.get(emoji, emoji), "fecha": reaction.get("at")}
+def reacciones(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Relay's reaction summary `[{emoji, count, users}]` as seed-003's `[{usuario, tipo}]`, one per user."""
+    return [
+        {"usuario": user, "tipo": EMOJI_REACCION.get(s["emoji"], s["emoji"])}
+        for s in summary
+        for user in s.get("users", [])
+    ]
 
 
 def participante(p: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +141,23 @@ def _mensaje_leido(env: Envelope) -> Iterator[Delivery]:
     yield Delivery(NAMESPACE, mensajeria_room(read.conversationId), "mensaje_leido", payload)
 
 
+def _reaccion(env: Envelope) -> Iterator[Delivery]:
+    data = env.data
+    payload = {
+        "mensajeId": data["messageId"],
+        "conversacionId": data["conversationId"],
+        "usuarioId": data["userId"],
+        "tipo": EMOJI_REACCION.get(data["emoji"], data["emoji"]),
+        "reacciones": reacciones(data.get("reactions", [])),
+        "seq": data["seq"],
+        "timestamp": data.get("at", env.occurredAt),
+    }
+    event = "reaccion_agregada" if data["action"] == "add" else "reaccion_eliminada"
+    yield Delivery(NAMESPACE, mensajeria_room(data["conversationId"]), event, payload)
+
+
 TABLE: Table = {
     m.MESSAGE_CREATED: [_nuevo_mensaje],
     r.MESSAGE_READ: [_mensaje_leido],
+    m.REACTION_CHANGED: [_reaccion],
 }

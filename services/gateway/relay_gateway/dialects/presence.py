@@ -2,8 +2,9 @@
 
 `presence.changed` (one per user transition, from the presence service) renders to the tenant room:
 seed-002 `user-connected` / `user-disconnected`, seed-003 `usuario_conectado` / `usuario_desconectado`
-and `estado_usuario_cambiado`. seed-000's `user_presence` on `/chat` is `chat_user_presence` below:
-the channels feature lists it in its own table (or renders per channel room with `user_presence_payload`).
+and `estado_usuario_cambiado`; seed-000 `user_presence` to the tenant's `/chat` sockets (a superset of
+"the user's channels" that reveals nothing the tenant-wide seed-002/003 announcements do not; a
+per-channel renderer can replace `chat_user_presence` using `user_presence_payload`).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def user_presence_payload(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def chat_user_presence(env: Envelope) -> Iterator[Delivery]:
-    """seed-000 hook, not in TABLE: `user_presence` to the tenant's `/chat` sockets."""
+    """seed-000 `user_presence` to the tenant's `/chat` sockets."""
     yield Delivery(CHAT_NAMESPACE, tenant_room(), "user_presence", user_presence_payload(env.data))
 
 
@@ -78,6 +79,6 @@ def _emit(env: Envelope) -> Iterator[Delivery]:
 
 
 TABLE: Table = {
-    p.CHANGED: [_users, _mensajeria],
+    p.CHANGED: [_users, _mensajeria, chat_user_presence],
     p.EMIT: [_emit],
 }

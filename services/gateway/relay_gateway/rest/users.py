@@ -1,4 +1,4 @@
-"""seed-002 REST ops API (`/websocket/...`) and seed-003 extras (`/api/mensajeria/test`, statistics)."""
+"""seed-002 REST ops API (`/websocket/...`) and seed-003 statistics."""
 
 from __future__ import annotations
 
@@ -99,13 +99,6 @@ async def send_to_role(request: Request) -> JSONResponse:
     return JSONResponse({"success": True, "message": f"Notification sent to role {body.role}", **payload})
 
 
-async def mensajeria_test(_: Request) -> JSONResponse:
-    """seed-003 liveness check of the messaging API (no authentication)."""
-    return JSONResponse(
-        {"success": True, "message": "API de mensajería funcionando correctamente", "timestamp": utcnow_iso()}
-    )
-
-
 async def mensajeria_statistics(request: Request) -> JSONResponse:
     """seed-003 statistics: `{usuariosConectados, conversacionesActivas, totalSockets, timestamp}`."""
     principal = await caller(request)
@@ -118,6 +111,5 @@ ROUTES = [
     Route("/websocket/send-notification", send_notification, methods=["POST"]),
     Route("/websocket/broadcast", broadcast, methods=["POST"]),
     Route("/websocket/send-to-role", send_to_role, methods=["POST"]),
-    Route("/api/mensajeria/test", mensajeria_test, methods=["GET"]),
     Route("/api/mensajeria/estadisticas", mensajeria_statistics, methods=["GET"]),
 ]

@@ -177,7 +177,7 @@ def register(router: SocketRouter) -> None:
             timer.cancel()
             await announce(conn, "user_typing", channel_id, {"isTyping": False})
 
-    @router.on("join_channel", ChannelRef, namespace=NAMESPACE)
+    @router.on("join_channel", ChannelRef, namespace=NAMESPACE, limit="join")
     async def join_channel(gw: Gateway, conn: Connection, ref: ChannelRef) -> dict[str, Any]:
         """Join `channel:{id}` (members; anyone for a public channel); others hear `user_joined_channel`."""
         # the message service decides: members, or anyone for a public channel (raises otherwise)
@@ -204,7 +204,7 @@ def register(router: SocketRouter) -> None:
             await gw.delivery.interest.remove(conn.sid, interest_pattern(principal.tenant, "conv", ref.channelId))
         return {"success": True, "channelId": ref.channelId}
 
-    @router.on("send_message", SendMessageIn, namespace=NAMESPACE)
+    @router.on("send_message", SendMessageIn, namespace=NAMESPACE, limit="message")
     async def send_message(gw: Gateway, conn: Connection, body: SendMessageIn) -> dict[str, Any]:
         """Send to a channel (thread reply with `threadId`); everyone in it gets `new_message` with `seq`."""
         data: dict[str, Any] = {
@@ -227,7 +227,7 @@ def register(router: SocketRouter) -> None:
             "message": channel_message(message),
         }
 
-    @router.on("edit_message", EditMessageIn, namespace=NAMESPACE)
+    @router.on("edit_message", EditMessageIn, namespace=NAMESPACE, limit="message")
     async def edit_message(gw: Gateway, conn: Connection, body: EditMessageIn) -> dict[str, Any]:
         """Edit your own message (the previous text stays in its edit history); the channel gets `message_edited`."""
         data = {
@@ -248,7 +248,7 @@ def register(router: SocketRouter) -> None:
             "editedAt": message.get("editedAt"),
         }
 
-    @router.on("delete_message", MessageRef, namespace=NAMESPACE)
+    @router.on("delete_message", MessageRef, namespace=NAMESPACE, limit="message")
     async def delete_message(gw: Gateway, conn: Connection, body: MessageRef) -> dict[str, Any]:
         """Delete a message (author or moderator): erased for every reader; the channel gets `message_deleted`."""
         data = {"conversationId": body.channelId, "messageId": body.messageId}
@@ -260,17 +260,17 @@ def register(router: SocketRouter) -> None:
         result = await gw.bus.call(principal_of(conn), m.REACT_MESSAGE, data)
         return {"success": True, "messageId": body.messageId, "emoji": body.emoji, "reactions": result["reactions"]}
 
-    @router.on("add_reaction", ReactionIn, namespace=NAMESPACE)
+    @router.on("add_reaction", ReactionIn, namespace=NAMESPACE, limit="message")
     async def add_reaction(gw: Gateway, conn: Connection, body: ReactionIn) -> dict[str, Any]:
         """Add your reaction to a message (once per emoji); the channel gets `reaction_added`."""
         return await react(conn, body, "add")
 
-    @router.on("remove_reaction", ReactionIn, namespace=NAMESPACE)
+    @router.on("remove_reaction", ReactionIn, namespace=NAMESPACE, limit="message")
     async def remove_reaction(gw: Gateway, conn: Connection, body: ReactionIn) -> dict[str, Any]:
         """Remove your reaction; the channel gets `reaction_removed`."""
         return await react(conn, body, "remove")
 
-    @router.on("typing_start", ChannelRef, namespace=NAMESPACE)
+    @router.on("typing_start", ChannelRef, namespace=NAMESPACE, limit="typing")
     async def typing_start(gw: Gateway, conn: Connection, ref: ChannelRef) -> dict[str, Any]:
         """Tell the channel's other sockets you are typing (`user_typing`); ends by itself after 5 s."""
         require_joined(conn, ref.channelId)
@@ -290,7 +290,7 @@ def register(router: SocketRouter) -> None:
         joined.typing[key] = asyncio.get_running_loop().call_later(TYPING_EXPIRES_SECONDS, expire)
         return {"success": True, "channelId": ref.channelId}
 
-    @router.on("typing_stop", ChannelRef, namespace=NAMESPACE)
+    @router.on("typing_stop", ChannelRef, namespace=NAMESPACE, limit="typing")
     async def typing_stop(gw: Gateway, conn: Connection, ref: ChannelRef) -> dict[str, Any]:
         """Tell the channel's other sockets you stopped typing (`user_typing` with isTyping false)."""
         require_joined(conn, ref.channelId)
@@ -303,7 +303,7 @@ def register(router: SocketRouter) -> None:
         await gw.sio.enter_room(conn.sid, scoped(principal.tenant, thread_room(thread_id)), namespace=NAMESPACE)
         joined.threads[conn.sid][thread_id] = channel_id
 
-    @router.on("create_thread", CreateThreadIn, namespace=NAMESPACE)
+    @router.on("create_thread", CreateThreadIn, namespace=NAMESPACE, limit="message")
     async def create_thread(gw: Gateway, conn: Connection, body: CreateThreadIn) -> dict[str, Any]:
         """Start a thread on a message (thread id = its id), join `thread:{id}`; the channel gets `thread_created`."""
         root = body.messageId or body.parentMessageId
@@ -318,14 +318,14 @@ def register(router: SocketRouter) -> None:
             "name": thread.get("name"),
         }
 
-    @router.on("join_thread", ThreadRef, namespace=NAMESPACE)
+    @router.on("join_thread", ThreadRef, namespace=NAMESPACE, limit="join")
     async def join_thread(gw: Gateway, conn: Connection, ref: ThreadRef) -> dict[str, Any]:
         """Join `thread:{threadId}` of a channel you may read."""
         await gw.bus.call(principal_of(conn), m.CHECK_ACCESS, {"conversationId": ref.channelId})
         await enter_thread(conn, ref.channelId, ref.threadId)
         return {"success": True, "threadId": ref.threadId, "channelId": ref.channelId}
 
-    @router.on("sync_request", SyncRequestIn, namespace=NAMESPACE)
+    @router.on("sync_request", SyncRequestIn, namespace=NAMESPACE, limit="sync")
     async def sync_request(gw: Gateway, conn: Connection, body: SyncRequestIn) -> dict[str, Any]:
         """What you missed in a channel after `lastSeq` (or `lastTimestamp`): answers `sync_response`."""
         data: dict[str, Any] = {"conversationId": body.channelId, "limit": body.limit}

@@ -22,14 +22,14 @@ from relay_log import get_logger
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.conversation_presence import ConversationPresence
 from relay_gateway.dialects import mensajeria as es
-from relay_gateway.rooms import mensajeria_room, scoped, support_room
+from relay_gateway.presence import track_conversation
+from relay_gateway.rooms import conversation_rooms, mensajeria_room, scoped
 from relay_gateway.sockets.lifecycle import attach_principal
 from relay_gateway.sockets.router import SocketRouter
 
 log = get_logger(__name__)
 
 NAMESPACE = "/"
-TYPING_EXPIRES_SECONDS = 5.0
 
 
 class Wire(BaseModel):
@@ -77,6 +77,12 @@ class MarcarLeido(Wire):
     mensajeId: m.Id | None = None
 
 
+class AgregarReaccion(Wire):
+    mensajeId: m.Id
+    tipo: Literal["like", "love", "laugh", "surprise", "sad"]
+    conversacionId: m.Id | None = None  # seed-003 names only the message; Relay finds its conversation
+
+
 class Escribiendo(Wire):
     conversacionId: m.Id
     escribiendo: bool = True
@@ -88,7 +94,7 @@ def _principal(conn: Connection) -> Any:
 
 
 class Typing:
-    """Who is typing where on this replica; a state nobody refreshes is cleared after 5 s (SPEC §3)."""
+    """Who is typing where on this replica; a state nobody refreshes is cleared (TYPING_TTL_SECONDS, SPEC §3)."""
 
     def __init__(self, gw: Gateway) -> None:
         self._gw = gw
@@ -109,7 +115,7 @@ class Typing:
             await self._announce(conn, conversation_id, False)
 
     async def _expire(self, conn: Connection, conversation_id: str) -> None:
-        await asyncio.sleep(TYPING_EXPIRES_SECONDS)
+        await asyncio.sleep(self._gw.settings.typing_ttl_seconds)
         self._timers.pop((conn.sid, conversation_id), None)
         await self._announce(conn, conversation_id, False)
 
@@ -131,7 +137,7 @@ def register(router: SocketRouter) -> None:
     online = ConversationPresence(gw.redis, gw.settings.relay_instance)
     typing = Typing(gw)
 
-    @router.on("autenticar", Autenticar, authenticated=False)
+    @router.on("autenticar", Autenticar, authenticated=False, limit="auth")
     async def autenticar(gw: Gateway, conn: Connection, body: Autenticar) -> dict[str, Any]:
         """Late authentication: a valid token whose subject is `usuarioId`; answers `autenticado`."""
         try:
@@ -149,7 +155,7 @@ def register(router: SocketRouter) -> None:
         await gw.sio.emit("autenticado", {"success": True, **reply}, to=conn.sid, namespace=NAMESPACE)
         return {"success": True, **reply}
 
-    @router.on("unirse_conversacion", ConversacionRef)
+    @router.on("unirse_conversacion", ConversacionRef, limit="join")
     async def unirse(gw: Gateway, conn: Connection, ref: ConversacionRef) -> dict[str, Any]:
         """Join a conversation you may read; answers `unido_conversacion` with `participantes_conectados`."""
         principal = _principal(conn)
@@ -159,6 +165,7 @@ def register(router: SocketRouter) -> None:
         await gw.delivery.interest.add(conn.sid, interest_pattern(principal.tenant, "conv", cid))
         await gw.sio.enter_room(conn.sid, scoped(principal.tenant, mensajeria_room(cid)), namespace=NAMESPACE)
         await online.join(principal.tenant, cid, principal.user_id, conn.sid)
+        await track_conversation(gw, conn, cid, joined=True)  # seed-003 statistics: conversacionesActivas
         reply = {
             "conversacionId": cid,
             "participantes_conectados": await online.connected(principal.tenant, cid),
@@ -177,12 +184,14 @@ def register(router: SocketRouter) -> None:
             await typing.set(conn, cid, False)
         await gw.sio.leave_room(conn.sid, scoped(principal.tenant, mensajeria_room(cid)), namespace=NAMESPACE)
         await online.leave(principal.tenant, cid, conn.sid)
-        # the conversation's events also feed the support room; keep them while this socket is there
-        if scoped(principal.tenant, support_room(cid)) not in gw.sio.rooms(conn.sid, namespace=NAMESPACE):
+        await track_conversation(gw, conn, cid, joined=False)
+        # the conversation's events also feed the support rooms; keep them while this socket is there
+        still_in = set(gw.sio.rooms(conn.sid, namespace=NAMESPACE))
+        if not any(scoped(principal.tenant, room) in still_in for room in conversation_rooms(cid)):
             await gw.delivery.interest.remove(conn.sid, interest_pattern(principal.tenant, "conv", cid))
         return {"success": True, "conversacionId": cid, "timestamp": utcnow_iso()}
 
-    @router.on("enviar_mensaje", EnviarMensaje)
+    @router.on("enviar_mensaje", EnviarMensaje, limit="message")
     async def enviar(gw: Gateway, conn: Connection, body: EnviarMensaje) -> dict[str, Any]:
         """Send (needs `puedeEnviar`); answers `mensaje_enviado`, the room gets `nuevo_mensaje`."""
         principal = _principal(conn)
@@ -232,7 +241,7 @@ def register(router: SocketRouter) -> None:
             "fechaLectura": result["readAt"],
         }
 
-    @router.on("escribiendo", Escribiendo)
+    @router.on("escribiendo", Escribiendo, limit="typing")
     async def escribiendo(gw: Gateway, conn: Connection, body: Escribiendo) -> dict[str, Any]:
         """Typing on/off in a joined conversation; the others get `usuario_escribiendo` (expires after 5 s)."""
         principal = _principal(conn)
@@ -240,6 +249,23 @@ def register(router: SocketRouter) -> None:
             raise RelayError(ErrorCode.PERMISSION_DENIED, "join the conversation first", field="conversacionId")
         await typing.set(conn, body.conversacionId, body.escribiendo)
         return {"success": True, "conversacionId": body.conversacionId, "escribiendo": body.escribiendo}
+
+    @router.on("agregar_reaccion", AgregarReaccion)
+    async def agregar_reaccion(gw: Gateway, conn: Connection, body: AgregarReaccion) -> dict[str, Any]:
+        """React (`like`, `love`, `laugh`, `surprise`, `sad`) to a message; the room gets `reaccion_agregada`."""
+        principal = _principal(conn)
+        cid = body.conversacionId
+        if cid is None:
+            cid = (await gw.bus.call(principal, m.LOCATE_MESSAGE, {"messageId": body.mensajeId}))["conversationId"]
+        data = {"conversationId": cid, "messageId": body.mensajeId, "emoji": es.REACCION_EMOJI[body.tipo]}
+        result = await gw.bus.call(principal, m.REACT_MESSAGE, {**data, "action": "add"})
+        return {
+            "success": True,
+            "mensajeId": body.mensajeId,
+            "conversacionId": cid,
+            "tipo": body.tipo,
+            "reacciones": es.reacciones(result.get("reactions", [])),
+        }
 
     async def forget(gw: Gateway, conn: Connection) -> None:
         if conn.principal is not None:

@@ -11,7 +11,7 @@ from relay_contracts.routing import interest_pattern
 
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.dialects.support import message_payload
-from relay_gateway.rooms import parse_chat_ref, scoped, support_agents_room, support_room
+from relay_gateway.rooms import conversation_rooms, parse_chat_ref, scoped, support_agents_room, support_room
 from relay_gateway.sockets import typing
 from relay_gateway.sockets.router import SocketRouter
 
@@ -63,7 +63,9 @@ def register(router: SocketRouter) -> None:
         rooms = [support_agents_room(chat_id)] if notes else [support_room(chat_id), support_agents_room(chat_id)]
         for room in rooms:
             await gw.sio.leave_room(conn.sid, scoped(principal.tenant, room), namespace=conn.namespace)
-        if not notes:
+        # a socket may also follow the conversation in another dialect's room (mensajería)
+        still_in = set(gw.sio.rooms(conn.sid, namespace=conn.namespace))
+        if not any(scoped(principal.tenant, room) in still_in for room in conversation_rooms(chat_id)):
             await gw.delivery.interest.remove(conn.sid, interest_pattern(principal.tenant, "conv", chat_id))
         body = {"chatId": chat_id, "roomName": rooms[0], "timestamp": utcnow_iso()}
         await gw.sio.emit("chat:left", body, to=conn.sid, namespace=conn.namespace)

@@ -112,7 +112,7 @@ def register(router: SocketRouter) -> None:
         await gw.sio.emit("users-stats", body, to=conn.sid, namespace=NAMESPACE)
         return {"success": True, **body}
 
-    @router.on("send-message", SendMessage)
+    @router.on("send-message", SendMessage, limit="message")
     async def send_message(gw: Gateway, conn: Connection, msg: SendMessage) -> dict[str, Any]:
         """`broadcast-message` to the tenant, or `private-message` to every socket of `to` (`NOT_FOUND` if offline)."""
         principal = conn.principal
@@ -127,7 +127,7 @@ def register(router: SocketRouter) -> None:
         )
         return {"success": True, "type": "private", "to": msg.to, **body}
 
-    @router.on("join-room", RoomRef)
+    @router.on("join-room", RoomRef, limit="join")
     async def join_room(gw: Gateway, conn: Connection, ref: RoomRef) -> dict[str, Any]:
         """Join a free room (reserved prefixes refused): `joined-room`, and `user-joined-room` to its members."""
         principal, name, room = free_room_of(conn, ref.room)
@@ -164,7 +164,7 @@ def register(router: SocketRouter) -> None:
         await gw.sio.emit("left-room", body, to=conn.sid, namespace=NAMESPACE)
         return {"success": True, **body}
 
-    @router.on("room-message", RoomMessage)
+    @router.on("room-message", RoomMessage, limit="message")
     async def room_message(gw: Gateway, conn: Connection, msg: RoomMessage) -> dict[str, Any]:
         """`room-message` to the members of a free room the caller has joined, on every replica."""
         principal, name, room = free_room_of(conn, msg.room)

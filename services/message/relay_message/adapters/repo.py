@@ -87,11 +87,6 @@ class ConversationRepo:
                 {"$set": {f"preview.{audience}.content": content[:PREVIEW_CHARS]}},
             )
 
-    async def reset_unread(self, tenant: str, conversation_id: str, user_id: str) -> None:
-        await self._col.update_one(
-            {"_id": conversation_key(tenant, conversation_id)}, {"$set": {f"stats.unread.{user_field(user_id)}": 0}}
-        )
-
     async def close(self, tenant: str, conversation_id: str, by: str, at: datetime) -> bool:
         """Move an open conversation to CLOSED; False when it already was."""
         result = await self._col.update_one(

@@ -34,6 +34,12 @@ LOCK_MS = 5000
 TOMBSTONE_SECONDS = 600
 OFFLINE_DOC_SECONDS = 30 * 24 * 3600
 
+# one socket fewer in a conversation; the field goes when none is left
+_DECREMENT = """
+local n = redis.call('hincrby', KEYS[1], ARGV[1], -1)
+if n <= 0 then redis.call('hdel', KEYS[1], ARGV[1]) end
+return n
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -123,16 +129,8 @@ class PresenceStore:
             for conv in new - old:
                 pipe.hincrby(convs, conv, 1)
             for conv in old - new:
-                pipe.hincrby(convs, conv, -1)
+                pipe.eval(_DECREMENT, 1, convs, conv)
         await pipe.execute()
-        if any(set(before.get(sid, [])) - set(after.get(sid, [])) for sid in before):
-            await self._drop_empty_conversations(convs)
-
-    async def _drop_empty_conversations(self, key: str) -> None:
-        counts = await self.redis.hgetall(key)
-        empty = [conv for conv, n in counts.items() if int(n) <= 0]
-        if empty:
-            await self.redis.hdel(key, *empty)
 
     # tombstones: a socket that went away before its connect was handled
     async def bury(self, sid: str) -> None:
