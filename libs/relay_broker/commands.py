@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -33,8 +34,15 @@ async def serve_commands(
     handlers: dict[str, CommandHandler],
     *,
     observe: Observer | None = None,
+    transient: tuple[type[BaseException], ...] = (),
+    transient_backoff_seconds: float = 1.0,
 ) -> str:
-    """Consume `queue`; each message's type picks its handler. Returns the consumer tag."""
+    """Consume `queue`; each message's type picks its handler. Returns the consumer tag.
+
+    `transient` names the errors of a dependency that is down (say, the database): the caller is
+    answered `UNAVAILABLE` at once instead of waiting out its timeout, and the command goes back
+    to the queue after a pause, so it lands when the dependency returns (handlers are idempotent).
+    """
 
     async def reply(message: AbstractIncomingMessage, body: dict[str, Any]) -> None:
         if message.reply_to and broker.channel is not None:
@@ -71,8 +79,15 @@ async def serve_commands(
                 log.info("command.refused", code=error.code.value, reason=error.message)
                 await reply(message, {"ok": False, "error": error.to_dict()})
                 await message.ack()
+            except transient as exc:
+                outcome = ErrorCode.UNAVAILABLE.value
+                log.warning("command.dependency_down", error=type(exc).__name__, redelivered=message.redelivered)
+                down = RelayError(ErrorCode.UNAVAILABLE, "a dependency of the service is down; retry shortly")
+                await reply(message, {"ok": False, "error": down.to_dict()})
+                await asyncio.sleep(transient_backoff_seconds)  # do not burn the delivery limit in a hot loop
+                await message.nack(requeue=True)
             except Exception:
-                # transient or a bug: requeue; the quorum queue's delivery limit dead-letters it
+                # a bug or an unknown failure: requeue; the quorum queue's delivery limit dead-letters it
                 outcome = "error"
                 log.exception("command.failed", redelivered=message.redelivered)
                 await message.nack(requeue=True)

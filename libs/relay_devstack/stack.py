@@ -62,6 +62,7 @@ class Stack:
         self.mongo_url = config.mongo_url or ""
         self.ops_ports: dict[str, int] = {}
         self._tmp: str | None = None
+        self._mongo_port: int | None = None
 
     @property
     def gateway_urls(self) -> list[str]:
@@ -148,8 +149,10 @@ class Stack:
         return proc
 
     def start_mongo(self) -> None:
-        port = free_port()
-        data_dir = self.config.mongo_data_dir
+        """Start the embedded server; a restart (after `kill("mongo")`) reuses its port and data."""
+        port = self._mongo_port or free_port()
+        self._mongo_port = port
+        data_dir = self.config.mongo_data_dir or self._tmp
         if data_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="relay-mongo-")
             data_dir = self._tmp
@@ -216,6 +219,7 @@ class Stack:
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        self._mongo_port = None
 
     def __enter__(self) -> Stack:
         return self.start()

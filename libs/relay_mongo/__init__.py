@@ -6,6 +6,10 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
+
+# the database is unreachable (not: the query was wrong): worth answering UNAVAILABLE and retrying
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure, AutoReconnect, ServerSelectionTimeoutError)
 
 
 def connect(

@@ -4,6 +4,8 @@ refused fast and, retried with the same clientMessageId, lands exactly once."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 import uuid
 
 import pytest
@@ -81,3 +83,44 @@ async def test_gateway_replica_death_loses_no_accepted_message(own_stack: Stack,
     assert (await visitor.history(chat_id))["messages"][-1]["seq"] == 3
     await visitor.close()
     await survivor.close()
+
+
+async def test_database_outage_answers_unavailable_and_recovers_by_itself(own_stack: Stack, mint):
+    """SPEC §7: MongoDB down → requests fail fast with UNAVAILABLE; when it returns, Relay recovers
+    without a restart and the client's retry (same clientMessageId) lands exactly once."""
+    visitor = RelayClient(own_stack.gateway_urls[0], token=mint("v-db", "visitor"))
+    agent = RelayClient(own_stack.gateway_urls[1], token=mint("a-db", "commercial"))
+    chat_id = (await visitor.post("/v2/chats", {}, expect=201))["chatId"]
+    async with agent.socket() as sock:
+        await sock.call("chat:join", {"chatId": chat_id})
+        await visitor.post(
+            "/v2/messages", {"chatId": chat_id, "content": "before", "clientMessageId": "d0"}, expect=201
+        )
+
+        own_stack.kill("mongo", signal.SIGTERM)
+        started = time.monotonic()
+        with pytest.raises(RelayError) as down:
+            await visitor.post("/v2/messages", {"chatId": chat_id, "content": "during", "clientMessageId": "d1"})
+        assert down.value.status == 503 and down.value.code == "UNAVAILABLE"
+        assert time.monotonic() - started < 5
+
+        own_stack.start_mongo()
+        deadline = time.monotonic() + 30
+        while True:  # the client retries, as it was told to
+            try:
+                retried = await visitor.post(
+                    "/v2/messages", {"chatId": chat_id, "content": "during", "clientMessageId": "d1"}, expect=201
+                )
+                break
+            except RelayError as exc:
+                assert exc.code == "UNAVAILABLE" and time.monotonic() < deadline, exc
+                await asyncio.sleep(0.5)
+        assert retried["seq"] == 2
+        got = await sock.wait_for("message:new", count=2)
+        assert [m["content"] for m in got] == ["before", "during"]
+        await asyncio.sleep(0.5)
+        assert len(sock.received("message:new")) == 2
+    page = await visitor.history(chat_id)
+    assert [(m["seq"], m["content"]) for m in page["messages"]] == [(1, "before"), (2, "during")]
+    await visitor.close()
+    await agent.close()

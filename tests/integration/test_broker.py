@@ -65,6 +65,35 @@ async def test_a_command_that_keeps_failing_is_dead_lettered_not_lost(broker: Br
     assert attempts >= 2  # retried before giving up
 
 
+async def test_a_dependency_outage_answers_unavailable_at_once_and_the_command_lands_later(broker: Broker):
+    """The database is down for the first two attempts: the caller hears UNAVAILABLE long before its
+    timeout, and the command, back in the queue, takes effect once the database returns."""
+    attempts: list[float] = []
+    done = asyncio.Event()
+
+    async def flaky(env: Envelope) -> dict:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) <= 2:
+            raise ConnectionError("database unreachable")
+        done.set()
+        return {"stored": True}
+
+    queue = await broker.declare_service_queue("message", ["test.#"])
+    await serve_commands(
+        broker, queue, {"test.flaky": flaky}, transient=(ConnectionError,), transient_backoff_seconds=0.2
+    )
+    rpc = RpcClient(broker, timeout=10)
+    await rpc.start()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(RelayError) as down:
+        await rpc.call(command("test.flaky"))
+    assert down.value.code == ErrorCode.UNAVAILABLE
+    assert asyncio.get_running_loop().time() - started < 2  # not the 10 s timeout
+    await asyncio.wait_for(done.wait(), 10)
+    assert len(attempts) == 3
+    assert attempts[2] - attempts[1] >= 0.2  # backed off between attempts, no hot loop
+
+
 async def test_events_reach_only_queues_bound_to_their_target(broker: Broker):
     from relay_contracts.routing import event_key, interest_pattern
 

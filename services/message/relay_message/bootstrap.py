@@ -11,7 +11,7 @@ from relay_broker import Broker, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
-from relay_mongo import connect, ping
+from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import serve_ops
 from relay_ops.metrics import CONSUMER_LAG, command_observer
 
@@ -47,7 +47,9 @@ class MessageService:
         queue = await self.broker.declare_service_queue(SERVICE, ["conversation.#", "message.#", "file.#"])
         every = {**HANDLERS, **FILE_HANDLERS, **channels.HANDLERS, **changes.HANDLERS, **receipts.HANDLERS}
         handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in every.items()}
-        await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE))
+        await serve_commands(
+            self.broker, queue, handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
+        )
         self._queue = queue
         # passive declares close their channel on failure: probe on a channel of their own
         assert self.broker.connection is not None

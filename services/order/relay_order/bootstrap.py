@@ -9,7 +9,7 @@ from relay_broker import Broker, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
-from relay_mongo import connect, ping
+from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import serve_ops
 from relay_ops.metrics import CONSUMER_LAG, command_observer
 
@@ -43,7 +43,9 @@ class OrderService:
         # commands only: events of the same names travel on relay.events, never to this queue
         self.queue = await self.broker.declare_service_queue(SERVICE, ["order.#"])
         handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
-        await serve_commands(self.broker, self.queue, handlers, observe=command_observer(SERVICE))
+        await serve_commands(
+            self.broker, self.queue, handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
+        )
         log.info("order.started", queue=self.queue.name)
 
     async def ready(self) -> bool:

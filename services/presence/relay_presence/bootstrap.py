@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from relay_broker import Broker, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
@@ -22,6 +24,7 @@ from relay_presence.metrics import REPLICAS, SWEEP_SECONDS
 log = get_logger(__name__)
 
 SERVICE = "presence"
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
 class PresenceSettings(RelaySettings):
@@ -59,7 +62,7 @@ class PresenceService:
         self.started_at = time.time()
         queue = await self.broker.declare_service_queue(SERVICE, ["presence.#"])
         handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
-        await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE))
+        await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE), transient=REDIS_DOWN)
         self._queue = queue
         assert self.broker.connection is not None
         self._probe = await self.broker.connection.channel()
