@@ -205,8 +205,17 @@ async def test_agent_sees_the_visitor_typing(pages: Pages):
     visitor, agent, _ = await visitor_and_agent(pages, "Tom", "Typing test")
     await visitor.get_by_label("Message", exact=True).press_sequentially("I am wri", delay=30)
     await expect(agent.locator("#typing")).to_have_text("Tom is typing…")
-    # no refresh: the indicator goes away by itself
+    # the visitor pauses: the page sends typing:stop after 2 s idle and the indicator goes
+    await expect(agent.locator("#typing")).to_have_text("", timeout=6_000)
+    await screenshot(agent, "chat-typing-cleared")
+
+    # a client that starts typing and never stops (a closed laptop): it still ends, within 5 s
+    chat_id = await visitor.evaluate("window.relayChat.state.active")
+    started = asyncio.get_running_loop().time()
+    await visitor.evaluate("id => window.relayChat.state.socket.emit('typing:start', {chatId: id})", chat_id)
+    await expect(agent.locator("#typing")).to_have_text("Tom is typing…")
     await expect(agent.locator("#typing")).to_have_text("", timeout=9_000)
+    assert asyncio.get_running_loop().time() - started >= 4.0, "the indicator must last until the 5 s expiry"
 
 
 def tiny_png() -> bytes:

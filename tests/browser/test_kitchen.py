@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from playwright.async_api import expect
 from relay_sdk import RelayClient
@@ -87,3 +89,31 @@ async def test_waiter_sees_the_board_without_kitchen_buttons(pages: Pages, web_s
     overflow = await page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
     await screenshot(page, "kitchen-board-narrow")
+
+
+async def test_board_catches_up_after_its_replica_dies(pages: Pages, web_stack, mint):
+    """Changes made while the board's replica is down show up once the board reconnects."""
+    board = await pages.open("/app/kitchen", replica=0)
+    await sign_in_kitchen(board)
+    waiter = restaurant_client(web_stack.gateway_urls[1], mint, "waiter-1", "WAITER")
+    kitchen = restaurant_client(web_stack.gateway_urls[1], mint, "kitchen-1", "KITCHEN")
+    try:
+        order = await place_order(waiter, "T12", "Paella")
+        order_id = order.get("orderId") or order["id"]
+        card = board.locator(f'.card[data-order-id="{order_id}"]')
+        await expect(card).to_have_count(1)
+
+        web_stack.kill("gateway-0")
+        await expect(board.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        item = order["items"][0]
+        await kitchen.post(f"/api/v1/orders/{order_id}/items/{item['id']}/status", {"status": "IN_PROGRESS"})
+        later = await place_order(waiter, "T13", "Tortilla")
+
+        await asyncio.to_thread(web_stack.start_gateway, 0, web_stack.config.gateway_ports[0])
+        await expect(board.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+        await expect(board.locator('.column[data-status="IN_PROGRESS"]').locator(card)).to_have_count(1)
+        later_id = later.get("orderId") or later["id"]
+        await expect(board.locator(f'.card[data-order-id="{later_id}"] h3')).to_have_text("Table T13")
+    finally:
+        await waiter.close()
+        await kitchen.close()

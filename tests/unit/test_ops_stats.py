@@ -69,3 +69,47 @@ def test_p95_is_the_bucket_that_holds_it() -> None:
     assert _percentile(buckets, 0.95) == 0.025
     assert _percentile(buckets, 0.5) == 0.005
     assert _percentile([(0.005, 0.0), (float("inf"), 0.0)], 0.95) is None
+
+
+def test_a_replica_snapshot_splits_presence_and_rooms_by_tenant() -> None:
+    from types import SimpleNamespace
+
+    from relay_auth import Principal
+    from relay_gateway.context import Connection
+    from relay_gateway.ops_stats import ReplicaStats
+
+    def conn(sid: str, user: str, tenant: str, *roles: str) -> Connection:
+        return Connection(sid, "/", Principal(user_id=user, tenant=tenant, roles=frozenset(roles)))
+
+    connections = {
+        "s1": conn("s1", "v1", "acme", "visitor"),
+        "s2": conn("s2", "v1", "acme", "visitor"),  # a second tab of the same visitor
+        "s3": conn("s3", "a1", "acme", "commercial"),
+        "s4": conn("s4", "g1", "globex", "visitor"),
+        "s5": Connection("s5", "/", None),  # not authenticated yet (seed-003 late auth)
+    }
+    rooms = {
+        "/": {
+            None: {"s1": "e1", "s2": "e2"},  # the namespace's everyone-room
+            "s1": {"s1": "e1"},  # a socket's own room
+            "acme|chat:c1": {"s1": "e1", "s3": "e3"},
+            "globex|chat:c1": {"s4": "e4"},  # same wire name, other tenant
+        }
+    }
+    gw = SimpleNamespace(
+        connections=connections,
+        sio=SimpleNamespace(manager=SimpleNamespace(rooms=rooms)),
+        settings=SimpleNamespace(replica_id="gw-a", gateway_host="127.0.0.1", gateway_port=3000),
+        delivery=SimpleNamespace(interest=SimpleNamespace(patterns=lambda: ["acme.conv.c1.#"])),
+    )
+    snap = ReplicaStats(gw).snapshot()  # type: ignore[arg-type]
+    assert snap["connections"] == 5 and snap["anonymousConnections"] == 1 and snap["rooms"] == 2
+    assert snap["tenants"]["acme"]["presence"] == {
+        "visitor": {"sockets": 2, "users": ["v1"]},
+        "commercial": {"sockets": 1, "users": ["a1"]},
+    }
+    assert snap["tenants"]["acme"]["rooms"] == {"/ chat:c1": 2}
+    assert snap["tenants"]["globex"]["rooms"] == {"/ chat:c1": 1}
+    stats = aggregate([snap], "acme", "gw-a")
+    assert stats["rooms"] == [{"namespace": "/", "room": "chat:c1", "members": 2}]
+    assert stats["presence"]["byRole"]["visitor"] == {"users": 1, "sockets": 2}

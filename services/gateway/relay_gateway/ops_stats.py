@@ -16,7 +16,8 @@ from collections import deque
 from typing import Any
 
 from prometheus_client.metrics import MetricWrapperBase
-from relay_contracts import ErrorCode, RelayError, utcnow_iso
+from relay_auth import Principal
+from relay_contracts import ErrorCode, RelayError, presence, utcnow_iso
 from relay_log import get_logger
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,6 +34,7 @@ STALE_SECONDS = 10.0
 HISTORY_SAMPLES = 90  # three minutes at one sample every two seconds
 ROOMS_PER_TENANT = 200
 USERS_PER_ROLE = 5000
+SERVICE_TIMEOUT_SECONDS = 2.0
 
 
 def _keys(gw: Gateway) -> tuple[str, str]:
@@ -234,11 +236,37 @@ def aggregate(replicas: list[dict[str, Any]], tenant: str, answered_by: str) -> 
     }
 
 
+async def _service(gw: Gateway, principal: Principal, command: str) -> dict[str, Any] | None:
+    """A service's own answer, or None when it does not answer in time (the dashboard shows it missing)."""
+    try:
+        answer = await asyncio.wait_for(gw.bus.call(principal, command, {}), SERVICE_TIMEOUT_SECONDS)
+    except (RelayError, TimeoutError):
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+async def presence_service(gw: Gateway, principal: Principal) -> dict[str, Any] | None:
+    """The presence service's view of the caller's tenant (users by role, sockets, active conversations)."""
+    stats, statistics = await asyncio.gather(
+        _service(gw, principal, presence.STATS), _service(gw, principal, presence.STATISTICS)
+    )
+    if stats is None:
+        return None
+    return {
+        "totalUsers": stats.get("totalUsers"),
+        "totalSockets": stats.get("totalSockets"),
+        "usersByRole": stats.get("usersByRole", {}),
+        "activeConversations": (statistics or {}).get("conversacionesActivas"),
+    }
+
+
 async def ops_stats(request: Request) -> JSONResponse:
     """Admins only: every live replica's figures, and presence and rooms of the caller's tenant."""
     principal = await caller(request)
     if not principal.is_admin:
         raise RelayError(ErrorCode.PERMISSION_DENIED, "ops stats are for admins")
     gw = gateway(request)
-    replicas = await live_replicas(gw)
-    return JSONResponse(aggregate(replicas, principal.tenant, gw.settings.replica_id))
+    replicas, service = await asyncio.gather(live_replicas(gw), presence_service(gw, principal))
+    body = aggregate(replicas, principal.tenant, gw.settings.replica_id)
+    body["presenceService"] = service
+    return JSONResponse(body)

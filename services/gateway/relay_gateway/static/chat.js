@@ -37,7 +37,9 @@
       if (info.subject !== undefined) chat.subject = info.subject;
       if (info.status) chat.status = info.status;
       if (Array.isArray(info.participants)) chat.participants = info.participants;
-      if (typeof info.unreadCount === 'number' && state.active !== chatId) chat.unread = info.unreadCount;
+      // the server counts what this user missed while away; live arrivals it may not count (an agent
+      // who is not yet a member) are counted here, so the badge shows the larger of the two
+      if (typeof info.unreadCount === 'number' && state.active !== chatId) chat.unread = Math.max(chat.unread, info.unreadCount);
     }
     return chat;
   }

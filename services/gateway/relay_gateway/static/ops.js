@@ -123,6 +123,11 @@
       tile('Events delivered / s', fmt(t.eventsPerSecond), 'tile-eps'),
       tile('Delivery latency (ms)', fmt(t.latencyMs), 'tile-latency'),
       tile('Users online (' + stats.tenant + ')', String(stats.presence.users), 'tile-users'));
+    const service = stats.presenceService;
+    tiles.append(
+      tile('Presence service: users', service ? String(service.totalUsers) : 'not answering', 'tile-service-users'),
+      tile('Active conversations', service && service.activeConversations !== null && service.activeConversations !== undefined
+        ? String(service.activeConversations) : '–', 'tile-conversations'));
 
     const rates = [
       { label: 'messages/s (all replicas)', color: COLORS[0], points: summed(stats.replicas, 'messagesPerSecond') },
@@ -150,8 +155,13 @@
         String(r.rooms), String(r.bindings), fmt(r.messagesPerSecond), fmt(r.eventsPerSecond),
         fmt(r.latencyMs) + ' / ' + fmt(r.latencyP95Ms), R.formatTime(r.heartbeatAt) || r.heartbeatAt,
       ]));
-    table($('presence'), ['Role', 'Users', 'Sockets'],
-      Object.entries(stats.presence.byRole).map(([role, v]) => [role, String(v.users), String(v.sockets)]));
+    const serviceRoles = (service && service.usersByRole) || {};
+    const roles = Array.from(new Set(Object.keys(stats.presence.byRole).concat(Object.keys(serviceRoles)))).sort();
+    table($('presence'), ['Role', 'Users (gateways)', 'Sockets (gateways)', 'Users (presence service)'],
+      roles.map((role) => {
+        const v = stats.presence.byRole[role] || { users: 0, sockets: 0 };
+        return [role, String(v.users), String(v.sockets), service ? String(serviceRoles[role] || 0) : '–'];
+      }));
     table($('rooms'), ['Namespace', 'Room', 'Members'],
       stats.rooms.map((r) => [r.namespace, r.room, String(r.members)]));
   }
