@@ -85,6 +85,8 @@ def render() -> str:
                 out.append(f"#### `{reg.event}` on `{reg.namespace}`{auth}\n")
                 if reg.doc:
                     out.append(reg.doc)
+                if reg.limit:
+                    out.append(f"\nRate limit: counts against `{reg.limit}`.")
                 out.extend(schema_table(reg.model))
         if routes:
             out.append("### REST\n")

@@ -225,7 +225,7 @@ def register(router: SocketRouter) -> None:
         await gw.sio.emit("mensaje_enviado", reply, to=conn.sid, namespace=NAMESPACE)
         return {"success": True, **reply}
 
-    @router.on("marcar_leido", MarcarLeido)
+    @router.on("marcar_leido", MarcarLeido, limit="read")
     async def marcar_leido(gw: Gateway, conn: Connection, body: MarcarLeido) -> dict[str, Any]:
         """Read receipt for one message (`mensajeId`) or all; the room gets `mensaje_leido`, the ack `noLeidos`."""
         principal = _principal(conn)
@@ -250,7 +250,7 @@ def register(router: SocketRouter) -> None:
         await typing.set(conn, body.conversacionId, body.escribiendo)
         return {"success": True, "conversacionId": body.conversacionId, "escribiendo": body.escribiendo}
 
-    @router.on("agregar_reaccion", AgregarReaccion)
+    @router.on("agregar_reaccion", AgregarReaccion, limit="message")
     async def agregar_reaccion(gw: Gateway, conn: Connection, body: AgregarReaccion) -> dict[str, Any]:
         """React (`like`, `love`, `laugh`, `surprise`, `sad`) to a message; the room gets `reaccion_agregada`."""
         principal = _principal(conn)

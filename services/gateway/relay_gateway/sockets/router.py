@@ -44,6 +44,7 @@ class Registration:
     model: type[BaseModel] | None
     authenticated: bool
     doc: str
+    limit: str | None = None  # the rate-limit rule it counts against
 
 
 class SocketRouter:
@@ -99,7 +100,7 @@ class SocketRouter:
 
             self.gw.sio.on(event, handle, namespace=namespace)
             summary = next(iter((fn.__doc__ or "").strip().splitlines()), "")
-            self.registry.append(Registration(self.feature, namespace, event, model, authenticated, summary))
+            self.registry.append(Registration(self.feature, namespace, event, model, authenticated, summary, limit))
             return fn
 
         return register

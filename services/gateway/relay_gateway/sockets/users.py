@@ -96,7 +96,7 @@ def free_room_of(conn: Connection, raw: str) -> tuple[Principal, str, str]:
 def register(router: SocketRouter) -> None:
     PresenceReporter(router.gw).install()
 
-    @router.on("get-active-users")
+    @router.on("get-active-users", limit="query")
     async def get_active_users(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
         """Users online or away in the caller's tenant, on every replica: `active-users {users, count}`."""
         assert conn.principal is not None
@@ -104,7 +104,7 @@ def register(router: SocketRouter) -> None:
         await gw.sio.emit("active-users", body, to=conn.sid, namespace=NAMESPACE)
         return {"success": True, **body}
 
-    @router.on("get-users-stats")
+    @router.on("get-users-stats", limit="query")
     async def get_users_stats(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
         """Tenant totals, users per role and connection times: `users-stats`."""
         assert conn.principal is not None
@@ -179,7 +179,7 @@ def register(router: SocketRouter) -> None:
         await emit_everywhere(gw, "room-message", body, room)
         return {"success": True, **body}
 
-    @router.on("presence:set", SetStatus)
+    @router.on("presence:set", SetStatus, limit="typing")
     async def presence_set(gw: Gateway, conn: Connection, cmd: SetStatus) -> dict[str, Any]:
         """Say you are `away` (sticky) or back `online`; announced to the tenant once."""
         assert conn.principal is not None
