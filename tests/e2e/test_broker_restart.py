@@ -1,0 +1,180 @@
+"""Invariant 4 for RabbitMQ: a stack on its own broker node, which is stopped and started again.
+While it is down, posts fail fast with UNAVAILABLE and replicas report unready; when it returns,
+every process reconnects by itself, the replicas' event queues and bindings come back, and the
+client's retry lands exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from relay_devstack import Stack, StackConfig
+from relay_devstack.stack import free_port
+from relay_sdk import RelayClient
+from relay_sdk.client import RelayError
+
+from tests.conftest import SECRET
+from tests.e2e.conftest import REDIS_URL
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        shutil.which("rabbitmq-server") is None or os.geteuid() != 0,
+        reason="needs Debian's rabbitmq-server and root to run a private broker node as the rabbitmq user",
+    ),
+]
+
+
+class PrivateRabbit:
+    """A throwaway RabbitMQ node on its own port and data directory (the shared broker is untouched)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="relay-rabbit-"))
+        (self.dir / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\nloopback_users = none\n")
+        (self.dir / "plugins").write_text("[].\n")
+        shutil.chown(self.dir, "rabbitmq", "rabbitmq")
+        for path in self.dir.iterdir():
+            shutil.chown(path, "rabbitmq", "rabbitmq")
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.launchers: list[subprocess.Popen[bytes]] = []
+
+    def env(self) -> dict[str, str]:
+        d = str(self.dir)
+        return {
+            **os.environ,
+            "RABBITMQ_NODENAME": f"relaytest{self.port}@localhost",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": f"{d}/mnesia",
+            "RABBITMQ_MNESIA_DIR": f"{d}/mnesia/node",
+            "RABBITMQ_FEATURE_FLAGS_FILE": f"{d}/feature_flags",
+            "RABBITMQ_QUORUM_DIR": f"{d}/quorum",
+            "RABBITMQ_STREAM_DIR": f"{d}/stream",
+            "RABBITMQ_PLUGINS_EXPAND_DIR": f"{d}/expand",
+            "RABBITMQ_LOG_BASE": f"{d}/log",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": f"{d}/plugins",
+            "RABBITMQ_CONFIG_FILE": f"{d}/rabbitmq",
+        }
+
+    def start(self, timeout: float = 60) -> None:
+        launcher = subprocess.Popen(["rabbitmq-server"], env=self.env(), cwd=self.dir, stdout=subprocess.DEVNULL)
+        self.launchers.append(launcher)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "private rabbitmq-server did not start"
+                time.sleep(0.25)
+
+    def _beam_pids(self) -> list[int]:
+        pids = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and "beam" in (proc / "cmdline").read_bytes().decode(errors="ignore"):
+                    if f"RABBITMQ_NODE_PORT={self.port}".encode() in (proc / "environ").read_bytes():
+                        pids.append(int(proc.name))
+            except OSError:
+                continue
+        return pids
+
+    def stop(self, timeout: float = 30) -> None:
+        pids = self._beam_pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)  # the Erlang VM shuts the node down cleanly on SIGTERM
+        deadline = time.monotonic() + timeout
+        while any(Path(f"/proc/{pid}").exists() for pid in pids):
+            assert time.monotonic() < deadline, "private rabbitmq-server did not stop"
+            time.sleep(0.2)
+        for launcher in self.launchers:  # the script and `su` around the VM exit with it
+            launcher.wait(10)
+        self.launchers.clear()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+            return resp.status == 200
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def broker_stack(tmp_path_factory) -> Iterator[tuple[Stack, PrivateRabbit]]:
+    rabbit = PrivateRabbit()
+    rabbit.start()
+    config = StackConfig(
+        instance=f"t-amqp-{uuid.uuid4().hex[:8]}",
+        gateway_ports=[free_port(), free_port()],
+        services=("message",),
+        amqp_url=rabbit.url,
+        redis_url=REDIS_URL,
+        log_dir=str(tmp_path_factory.mktemp("broker-restart-logs")),
+        env={"JWT_SECRET": SECRET, "RPC_TIMEOUT_SECONDS": "2"},
+    )
+    try:
+        with Stack(config) as running:
+            yield running, rabbit
+    finally:
+        rabbit.remove()
+
+
+async def test_broker_restart_fails_fast_then_everything_recovers(broker_stack, mint):
+    stack, rabbit = broker_stack
+    visitor = RelayClient(stack.gateway_urls[0], token=mint("v-amqp", "visitor"))
+    agent = RelayClient(stack.gateway_urls[1], token=mint("a-amqp", "commercial"))
+    chat_id = (await visitor.open_chat())["chatId"]
+    async with agent.socket() as sock:
+        await sock.join(chat_id)
+        await visitor.post(
+            "/v2/messages", {"chatId": chat_id, "content": "before", "clientMessageId": "b0"}, expect=201
+        )
+        await sock.wait_for("message:new")
+
+        rabbit.stop()
+        started = time.monotonic()
+        with pytest.raises(RelayError) as down:
+            await visitor.post("/v2/messages", {"chatId": chat_id, "content": "during", "clientMessageId": "b1"})
+        assert down.value.status == 503 and down.value.code == "UNAVAILABLE"
+        assert time.monotonic() - started < 5
+        deadline = time.monotonic() + 15
+        while any(ready(url) for url in stack.gateway_urls):
+            assert time.monotonic() < deadline, "a replica stayed ready without its broker"
+            await asyncio.sleep(0.2)
+
+        rabbit.start()
+        deadline = time.monotonic() + 60
+        while not all(ready(url) for url in [*stack.gateway_urls, f"http://127.0.0.1:{stack.ops_ports['message']}"]):
+            assert time.monotonic() < deadline, "processes did not recover after the broker returned"
+            await asyncio.sleep(0.5)
+
+        retried = await visitor.post(
+            "/v2/messages", {"chatId": chat_id, "content": "during", "clientMessageId": "b1"}, expect=201
+        )
+        assert retried["seq"] == 2
+        # the agent's replica re-created its event queue and bindings: the event arrives, once
+        got = await sock.wait_for("message:new", count=2, timeout=15)
+        assert [m["content"] for m in got] == ["before", "during"]
+        await asyncio.sleep(0.5)
+        assert len(sock.received("message:new")) == 2
+    page = await visitor.history(chat_id)
+    assert [(m["seq"], m["content"]) for m in page["messages"]] == [(1, "before"), (2, "during")]
+    await visitor.close()
+    await agent.close()
