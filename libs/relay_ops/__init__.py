@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -28,6 +28,23 @@ def ops_routes(checks: dict[str, ReadinessCheck], registry: CollectorRegistry = 
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+
+
+async def run_service(
+    start: Callable[[], Awaitable[None]],
+    close: Callable[[], Awaitable[None]],
+    *,
+    host: str,
+    port: int,
+    checks: dict[str, ReadinessCheck],
+    jobs: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> None:
+    """A service's life: start it, serve its ops endpoints and background jobs until stopped, close it."""
+    await start()
+    try:
+        await asyncio.gather(serve_ops(host, port, checks), *(job() for job in jobs))
+    finally:
+        await close()
 
 
 async def serve_ops(host: str, port: int, checks: dict[str, ReadinessCheck]) -> None:

@@ -5,7 +5,6 @@ client's retry lands exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -13,7 +12,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ from relay_sdk.client import RelayError
 
 from tests.conftest import SECRET
 from tests.e2e.conftest import REDIS_URL
+from tests.e2e.outages import delivered_once_in_order, wait_readiness
 
 pytestmark = [
     pytest.mark.e2e,
@@ -108,14 +107,6 @@ class PrivateRabbit:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
-
-
 @pytest.fixture(scope="module")
 def broker_stack(tmp_path_factory) -> Iterator[tuple[Stack, PrivateRabbit]]:
     rabbit = PrivateRabbit()
@@ -154,27 +145,17 @@ async def test_broker_restart_fails_fast_then_everything_recovers(broker_stack, 
             await visitor.post("/v2/messages", {"chatId": chat_id, "content": "during", "clientMessageId": "b1"})
         assert down.value.status == 503 and down.value.code == "UNAVAILABLE"
         assert time.monotonic() - started < 5
-        deadline = time.monotonic() + 15
-        while any(ready(url) for url in stack.gateway_urls):
-            assert time.monotonic() < deadline, "a replica stayed ready without its broker"
-            await asyncio.sleep(0.2)
+        await wait_readiness(stack.gateway_urls, ready_now=False, timeout=15, what="a replica stayed ready")
 
         rabbit.start()
-        deadline = time.monotonic() + 60
-        while not all(ready(url) for url in [*stack.gateway_urls, f"http://127.0.0.1:{stack.ops_ports['message']}"]):
-            assert time.monotonic() < deadline, "processes did not recover after the broker returned"
-            await asyncio.sleep(0.5)
+        everyone = [*stack.gateway_urls, f"http://127.0.0.1:{stack.ops_ports['message']}"]
+        await wait_readiness(everyone, ready_now=True, timeout=60, what="processes did not recover")
 
         retried = await visitor.post(
             "/v2/messages", {"chatId": chat_id, "content": "during", "clientMessageId": "b1"}, expect=201
         )
         assert retried["seq"] == 2
         # the agent's replica re-created its event queue and bindings: the event arrives, once
-        got = await sock.wait_for("message:new", count=2, timeout=15)
-        assert [m["content"] for m in got] == ["before", "during"]
-        await asyncio.sleep(0.5)
-        assert len(sock.received("message:new")) == 2
-    page = await visitor.history(chat_id)
-    assert [(m["seq"], m["content"]) for m in page["messages"]] == [(1, "before"), (2, "during")]
+        await delivered_once_in_order(sock, visitor, chat_id, ["before", "during"])
     await visitor.close()
     await agent.close()

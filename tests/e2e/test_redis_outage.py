@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ from relay_sdk.client import RelayError
 
 from tests.conftest import SECRET
 from tests.e2e.conftest import AMQP_URL, _drop_topology
+from tests.e2e.outages import wait_readiness
 
 pytestmark = pytest.mark.e2e
 
@@ -40,14 +40,6 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
-
-
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -87,16 +79,10 @@ async def test_redis_outage_fails_fast_then_everything_recovers(redis_stack, min
             await visitor.post("/v2/messages", {"chatId": chat_id, "content": "lost?", "clientMessageId": "r1"})
         assert down.value.status == 503 and down.value.code == "UNAVAILABLE"
         assert time.monotonic() - started < 5
-        deadline = time.monotonic() + 15
-        while any(ready(url) for url in stack.gateway_urls):
-            assert time.monotonic() < deadline, "a replica stayed ready without Redis"
-            await asyncio.sleep(0.2)
+        await wait_readiness(stack.gateway_urls, ready_now=False, timeout=15, what="a replica stayed ready")
 
         redis.start()  # empty: Redis keeps nothing on disk here
-        deadline = time.monotonic() + 30
-        while not all(ready(url) for url in stack.gateway_urls):
-            assert time.monotonic() < deadline, "replicas did not recover after Redis returned"
-            await asyncio.sleep(0.2)
+        await wait_readiness(stack.gateway_urls, ready_now=True, timeout=30, what="replicas did not recover")
 
         # REST works again; the sockets never dropped, and the event reaches the other replica's socket
         sent = await visitor.post(

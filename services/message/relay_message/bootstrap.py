@@ -12,7 +12,7 @@ from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
-from relay_ops import serve_ops
+from relay_ops import run_service
 from relay_ops.metrics import CONSUMER_LAG, command_observer
 
 from relay_message import changes, channels, receipts
@@ -90,11 +90,11 @@ async def run() -> None:
     settings = load_settings(MessageSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     service = build(settings)
-    await service.start()
-    try:
-        await asyncio.gather(
-            serve_ops(settings.ops_host, settings.message_ops_port, {"broker+mongo": service.ready}),
-            service.sample_lag(),
-        )
-    finally:
-        await service.close()
+    await run_service(
+        service.start,
+        service.close,
+        host=settings.ops_host,
+        port=settings.message_ops_port,
+        checks={"broker+mongo": service.ready},
+        jobs=[service.sample_lag],
+    )

@@ -14,7 +14,7 @@ from relay_broker import Broker, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
-from relay_ops import serve_ops
+from relay_ops import run_service
 from relay_ops.metrics import command_observer, sample_consumer_lag
 
 from relay_presence.adapters.store import PresenceStore
@@ -120,12 +120,11 @@ async def run() -> None:
     settings = load_settings(PresenceSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     service = build(settings)
-    await service.start()
-    try:
-        await asyncio.gather(
-            serve_ops(settings.ops_host, settings.presence_ops_port, {"broker+redis": service.ready}),
-            service.sweeper(),
-            service.sample_lag(),
-        )
-    finally:
-        await service.close()
+    await run_service(
+        service.start,
+        service.close,
+        host=settings.ops_host,
+        port=settings.presence_ops_port,
+        checks={"broker+redis": service.ready},
+        jobs=[service.sweeper, service.sample_lag],
+    )
