@@ -64,6 +64,7 @@ def test_support_messages_go_to_the_chat_room_and_notes_only_to_agents():
         "messageId",
         "chatId",
         "senderId",
+        "senderName",
         "content",
         "type",
         "isInternal",

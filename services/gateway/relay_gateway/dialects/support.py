@@ -20,6 +20,7 @@ def message_payload(msg: dict[str, Any]) -> dict[str, Any]:
         "messageId": msg["messageId"],
         "chatId": msg["conversationId"],
         "senderId": msg["senderId"],
+        "senderName": msg.get("senderName"),
         "content": msg["content"],
         "type": msg["type"],
         "isInternal": msg["isInternal"],

@@ -162,6 +162,7 @@
 
   function senderLabel(msg) {
     if (state.me && msg.senderId === state.me.userId) return 'You';
+    if (msg.senderName) return msg.senderName;
     const chat = state.chats.get(msg.chatId);
     const who = chat && (chat.participants || []).find((p) => p && p.userId === msg.senderId);
     if (who && (who.username || who.name)) return who.username || who.name;
