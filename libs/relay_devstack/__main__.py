@@ -58,6 +58,9 @@ def main() -> None:
         )
         + f"  MongoDB: {stack.mongo_url}{' (embedded SecantusDB)' if not settings.mongo_url else ''}\n"
         + "".join(f"  {name} service ops: http://127.0.0.1:{port}/metrics\n" for name, port in stack.ops_ports.items())
+        + f"  in a browser: {stack.gateway_urls[0]}/app/ (chat: a visitor, or agent@relay.dev / demo1234),\n"
+        + f"    {stack.gateway_urls[0]}/app/kitchen (kitchen@restaurante.com / password123),\n"
+        + f"    {stack.gateway_urls[0]}/app/ops (admin@relay.dev / demo1234)\n"
         + f"  get a token{secret_note}:\n"
         + "    .venv/bin/relay-token --demo agent --tenant acme\n"
         + "    .venv/bin/relay-token --demo visitor --user visitor-1 --tenant acme\n"
