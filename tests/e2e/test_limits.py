@@ -107,8 +107,9 @@ async def test_refresh_with_a_fresh_token_of_the_same_user_keeps_the_socket(gate
         await sock.close()
 
 
-async def test_socket_packet_over_64_kib_never_reaches_a_handler(client_factory, mint):
-    """The transport refuses packets over MAX_PACKET_BYTES by closing that connection; nothing is stored."""
+async def test_socket_packet_over_64_kib_is_refused_and_a_huge_frame_closes_the_connection(client_factory, mint):
+    """Over MAX_PACKET_BYTES: a clear PAYLOAD_TOO_LARGE and nothing stored, the socket stays.
+    Over MAX_FRAME_BYTES (1 MiB): the transport closes that connection before parsing anything."""
     visitor = client_factory(mint("v-big-packet", "visitor"), 1)
     chat_id = (await visitor.open_chat())["chatId"]
     sock = visitor.socket()
@@ -116,9 +117,14 @@ async def test_socket_packet_over_64_kib_never_reaches_a_handler(client_factory,
     disconnected = asyncio.Event()
     sock.sio.on("disconnect", disconnected.set)
     try:
-        await sock.emit("chat:join", {"chatId": chat_id, "padding": "x" * 70_000})
+        ack = await sock.call("chat:join", {"chatId": chat_id, "padding": "x" * 70_000})
+        assert ack["success"] is False and ack["error"]["code"] == "PAYLOAD_TOO_LARGE", ack
+        assert (await sock.wait_for("error"))["code"] == "PAYLOAD_TOO_LARGE"
+        assert sock.received("chat:joined") == [] and sock.connected
+        assert (await sock.join(chat_id))["success"] is True  # the same connection goes on
+
+        await sock.emit("chat:join", {"chatId": chat_id, "padding": "x" * 1_100_000})
         await asyncio.wait_for(disconnected.wait(), 5)
-        assert sock.received("chat:joined") == []
         assert (await visitor.history(chat_id))["messages"] == []
         await sock.reconnect()  # the user is not banned: a normal connection works again
         assert (await sock.join(chat_id))["success"] is True

@@ -24,7 +24,7 @@ async def run() -> None:
         log_level="warning",
         lifespan="off",
         ws_per_message_deflate=settings.ws_permessage_deflate,
-        ws_max_size=settings.max_packet_bytes + 1024,
+        ws_max_size=max(settings.max_frame_bytes, settings.max_packet_bytes) + 1024,
         timeout_graceful_shutdown=5,
         access_log=False,
     )

@@ -107,7 +107,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
         client_manager=manager,
         cors_allowed_origins=list(settings.cors_origins) if settings.cors_origins != ("*",) else "*",
         cors_credentials=True,
-        max_http_buffer_size=settings.max_packet_bytes,
+        max_http_buffer_size=max(settings.max_frame_bytes, settings.max_packet_bytes),
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
         http_compression=False,

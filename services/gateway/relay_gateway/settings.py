@@ -17,7 +17,9 @@ class GatewaySettings(RelaySettings):
     # unique per replica; default host-pid so two replicas on one machine differ
     replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)  # dev default; production lists its origins
-    max_packet_bytes: int = 64 * 1024
+    max_packet_bytes: int = 64 * 1024  # an event or REST body over this is refused: PAYLOAD_TOO_LARGE
+    # a WebSocket frame / polling packet over this closes the connection before anything is parsed
+    max_frame_bytes: int = 1024 * 1024
     ws_permessage_deflate: bool = False
     ping_interval_seconds: float = 25.0
     ping_timeout_seconds: float = 20.0

@@ -7,6 +7,7 @@ and never reaches the handler.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,18 @@ def validation_error(exc: ValidationError) -> RelayError:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first.get("loc", ()))
     return RelayError(ErrorCode.VALIDATION_ERROR, f"{field or 'payload'}: {first.get('msg')}", field=field or None)
+
+
+def _encoded_size(data: Any) -> int:
+    """The payload's size as JSON on the wire (binary attachments count their bytes)."""
+    if data is None:
+        return 0
+    if isinstance(data, bytes | bytearray):
+        return len(data)
+    try:
+        return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        return 0  # binary parts inside: the transport's frame limit bounds those
 
 
 def failure(error: RelayError) -> dict[str, Any]:
@@ -84,6 +97,11 @@ class SocketRouter:
                             hook(self.gw, conn, event)
                         if limit is not None:
                             await self.gw.limit(limit, principal, fallback=sid)
+                        if _encoded_size(data) > self.gw.settings.max_packet_bytes:
+                            raise RelayError(
+                                ErrorCode.PAYLOAD_TOO_LARGE,
+                                f"'{event}' payload exceeds {self.gw.settings.max_packet_bytes} bytes",
+                            )
                         payload = data
                         if model is not None:
                             if isinstance(data, dict):
