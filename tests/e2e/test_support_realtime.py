@@ -69,6 +69,25 @@ async def test_typing_ends_when_the_typist_disconnects(client_factory, mint):
         assert gone["reason"] == "disconnected"
 
 
+async def test_a_typists_message_ends_their_typing(client_factory, mint):
+    """The typist sends over REST (seed-001's HTTP send): their typing ends with reason "sent",
+    on the other replica, without waiting for the 5 s expiry."""
+    visitor = client_factory(mint("v-typing-sent", "visitor"), 0)
+    agent = client_factory(mint("a-typing-sent", "agent"), 1)
+    chat_id = (await visitor.open_chat())["chatId"]
+    async with visitor.socket() as typist, agent.socket() as watcher:
+        await typist.join(chat_id)
+        await watcher.join(chat_id)
+        await typist.call("typing:start", {"chatId": chat_id})
+        await watcher.wait_for("user:typing")
+        started = time.monotonic()
+        await visitor.post("/v2/messages", {"chatId": chat_id, "content": "done typing"}, expect=201)
+        stopped = await watcher.wait_for("user:stop-typing", timeout=3)
+        assert stopped["reason"] == "sent" and stopped["userId"] == "v-typing-sent"
+        assert time.monotonic() - started < 3
+        assert (await watcher.wait_for("message:new"))["content"] == "done typing"
+
+
 async def test_reconnect_recovers_the_gap_without_loss_or_duplicates(gateways, client_factory, mint):
     visitor = client_factory(mint("v-gap", "visitor"), 0)
     agent = client_factory(mint("a-gap", "commercial"), 1)

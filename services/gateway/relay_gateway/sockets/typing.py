@@ -2,8 +2,9 @@
 
 Relayed through the Redis manager, so members on every replica get it. A typing state that is
 not refreshed within `TYPING_TTL_SECONDS` (5 s) ends by itself with `user:stop-typing`
-(`reason: "expired"`), as does every state of a socket that leaves the chat or disconnects, so
-no client shows "typing…" forever. Refreshes are relayed at most once a second.
+(`reason: "expired"`), as does every state of a socket that leaves the chat or disconnects, and a
+typist's state when their message arrives (`reason: "sent"`), so no client shows "typing…" forever.
+Refreshes are relayed at most once a second.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from relay_contracts import ErrorCode, RelayError, utcnow_iso
+from relay_contracts import Envelope, ErrorCode, RelayError, utcnow_iso
+from relay_contracts import messages as m
 from relay_log import get_logger
 
 from relay_gateway.context import Connection, Gateway
@@ -100,10 +102,30 @@ class Typists:
         for _, chat_id in [k for k in self._states if k[0] == conn.sid]:
             await self.stop(conn, chat_id, reason="disconnected")
 
+    async def on_event(self, envelope: Envelope) -> None:
+        """A message from a typist ends their typing in that chat (`reason: "sent"`), whichever path sent it."""
+        if envelope.type != m.MESSAGE_CREATED or envelope.data.get("isInternal"):
+            return
+        sender, chat_id = envelope.data.get("senderId"), envelope.data.get("conversationId")
+        for sid, chat in [k for k in self._states if k[1] == chat_id]:
+            conn = self.gw.connections.get(sid)
+            principal = conn.principal if conn else None
+            if (
+                conn is not None
+                and principal is not None
+                and (principal.tenant, principal.user_id)
+                == (
+                    envelope.tenant,
+                    sender,
+                )
+            ):
+                await self.stop(conn, chat, reason="sent")
+
 
 def register(router: SocketRouter) -> Typists:
     typists = Typists(router.gw)
     router.gw.on_disconnect.append(typists.stop_all)
+    router.gw.delivery.listeners.append(typists.on_event)
 
     @router.on("typing:start", TypingRef, limit="typing")
     async def typing_start(gw: Gateway, conn: Connection, ref: TypingRef) -> dict[str, Any]:
