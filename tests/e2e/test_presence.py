@@ -6,6 +6,7 @@ Each test uses its own tenant, so counts are exact; the replica-death test runs 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -408,3 +409,31 @@ async def test_sigkilled_replica_leaves_no_ghosts(open_socket, tenant, pstack: S
     back = await open_socket("ghost", tenant, 1)
     await watcher.wait_for("user-connected", about("ghost"), count=2)
     assert back.sid
+
+
+async def test_scaling_out_and_draining_a_replica(open_socket, tenant, pstack: Stack, mint):
+    """Ops add a third replica under load and later stop it gracefully (SIGTERM): its sockets get
+    every event while it runs, and its users are announced offline at once, not after reaping."""
+    watcher = await open_socket("w", tenant, 0)
+    port = free_port()
+    pstack.start_gateway(2, port)
+    url = f"http://127.0.0.1:{port}"
+    newcomer = RelaySocket(url, auth={"token": mint("newcomer", "member", tenant=tenant)})
+    try:
+        await newcomer.connect()
+        await watcher.wait_for("user-connected", about("newcomer"))
+        assert await active_ids(watcher) == ["newcomer", "w"]
+        # a tenant broadcast from replica 0 reaches the socket on the new replica
+        assert (await watcher.call("send-message", {"message": "hello replica 3"}))["success"] is True
+        heard = await newcomer.wait_for("broadcast-message")
+        assert heard["message"] == "hello replica 3"
+        # and the new replica answers the same stats as the old ones
+        assert (await newcomer.call("get-active-users"))["count"] == 2
+
+        drained_at = time.monotonic()
+        pstack.kill("gateway-2", signal.SIGTERM)
+        await watcher.wait_for("user-disconnected", about("newcomer"), timeout=REAP_SECONDS)
+        assert time.monotonic() - drained_at < REAP_SECONDS - 1  # said goodbye, not reaped
+        assert await active_ids(watcher) == ["w"]
+    finally:
+        await newcomer.close()
