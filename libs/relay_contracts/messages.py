@@ -206,4 +206,6 @@ class SyncMessages(Strict):
     conversationId: Id
     afterSeq: int | None = Field(default=None, ge=0)
     since: str | None = Field(default=None, max_length=64)  # ISO 8601, when the client has no seq
+    # with afterSeq: also what changed (edits, reactions, deletes) at or before afterSeq after this instant
+    changedSince: str | None = Field(default=None, max_length=64)
     limit: int = Field(default=200, ge=1, le=500)

@@ -291,6 +291,43 @@ async def test_sync_after_reconnect_fills_the_gap_exactly(client_factory, mint, 
     assert event["seq"] == after["seq"] == 8
 
 
+async def test_sync_also_brings_what_changed_before_the_last_seq(client_factory, mint, connect):
+    """With `lastSeq` and the `timestamp` of its previous sync_response, a reconnecting client also
+    learns of edits, reactions and deletes of messages it already had."""
+    writer_id, reader_id = uid("writer"), uid("reader")
+    writer = client_factory(mint(writer_id, "member"), 0)
+    reader = client_factory(mint(reader_id, "member"), 1)
+    channel_id = await create_channel(writer, [reader_id])
+    w = await connect(writer)
+    r = await connect(reader)
+    old = [await send(w, channel_id, f"old {i}") for i in range(3)]
+    await r.wait_for("new_message", count=3)
+    synced = await r.call("sync_request", {"channelId": channel_id, "lastSeq": 3})
+    assert synced["messages"] == [] and synced["changed"] == []
+    await r.close()
+
+    ids = [m["messageId"] for m in old]
+    assert (await w.call("edit_message", {"channelId": channel_id, "messageId": ids[0], "text": "old 0, fixed"}))[
+        "success"
+    ]
+    assert (await w.call("add_reaction", {"channelId": channel_id, "messageId": ids[1], "emoji": "👍"}))["success"]
+    assert (await w.call("delete_message", {"channelId": channel_id, "messageId": ids[2]}))["success"]
+    await send(w, channel_id, "new 3")
+
+    r2 = await connect(client_factory(reader.token, 0))
+    ack = await r2.call("sync_request", {"channelId": channel_id, "lastSeq": 3, "lastTimestamp": synced["timestamp"]})
+    assert ack["success"] is True
+    assert [x["text"] for x in ack["messages"]] == ["new 3"]
+    changed = {x["seq"]: x for x in ack["changed"]}
+    assert sorted(changed) == [1, 2]
+    assert changed[1]["text"] == "old 0, fixed" and changed[1]["edited"] is True
+    assert changed[2]["reactions"] == [{"emoji": "👍", "count": 1, "users": [writer_id]}]
+    assert ack["deleted"] == [{"messageId": ids[2], "seq": 3}]
+    # from this sync on, nothing is reported twice
+    again = await r2.call("sync_request", {"channelId": channel_id, "lastSeq": 4, "lastTimestamp": ack["timestamp"]})
+    assert again["messages"] == [] and again["changed"] == [] and again["deleted"] == []
+
+
 async def test_same_channel_id_in_two_tenants_never_mixes(client_factory, mint, connect):
     channel_id = uid("shared")
     acme_id, globex_id = uid("acme-user"), uid("globex-user")

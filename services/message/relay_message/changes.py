@@ -149,6 +149,7 @@ async def sync_messages(env: Envelope, deps: Deps) -> dict[str, Any]:
     conversation = await _readable(deps, env, cmd.conversationId)
     if cmd.afterSeq is None and cmd.since is None:
         raise RelayError(ErrorCode.VALIDATION_ERROR, "lastSeq or since is required", field="lastSeq")
+    synced_at = datetime.now(UTC)  # the client's next changedSince: nothing changed after it is missed
     date_from = parse_instant(cmd.since, "since") if cmd.since is not None and cmd.afterSeq is None else None
     docs, has_more = await deps.messages.since(
         env.tenant, cmd.conversationId, after_seq=cmd.afterSeq, date_from=date_from, limit=cmd.limit
@@ -157,9 +158,19 @@ async def sync_messages(env: Envelope, deps: Deps) -> dict[str, Any]:
     live = [domain.public_message(d) for d in docs if not d.get("deleted")]
     deleted = [{"messageId": d["_id"], "seq": d["seq"]} for d in docs if d.get("deleted")]
     last = docs[-1]["seq"] if docs else (cmd.afterSeq or 0)
+    changed: list[dict[str, Any]] = []
+    if cmd.changedSince is not None and cmd.afterSeq is not None:
+        since = parse_instant(cmd.changedSince, "changedSince")
+        older = await deps.messages.changed_since(
+            env.tenant, cmd.conversationId, up_to_seq=cmd.afterSeq, since=since, limit=cmd.limit
+        )
+        changed = [domain.public_message(d) for d in older if not d.get("deleted")]
+        deleted = [{"messageId": d["_id"], "seq": d["seq"]} for d in older if d.get("deleted")] + deleted
     return {
         "conversationId": cmd.conversationId,
         "messages": live,
+        "changed": changed,
+        "syncedAt": iso(synced_at),
         "deleted": deleted,
         "lastSeq": last,
         "latestSeq": conversation.get("lastSeq", 0),

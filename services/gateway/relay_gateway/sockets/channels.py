@@ -345,10 +345,12 @@ def register(router: SocketRouter) -> None:
 
     @router.on("sync_request", SyncRequestIn, namespace=NAMESPACE, limit="sync")
     async def sync_request(gw: Gateway, conn: Connection, body: SyncRequestIn) -> dict[str, Any]:
-        """What you missed in a channel after `lastSeq` (or `lastTimestamp`): answers `sync_response`."""
+        """What you missed after `lastSeq` (or `lastTimestamp`), and with both what changed before; `sync_response`."""
         data: dict[str, Any] = {"conversationId": body.channelId, "limit": body.limit}
         if body.lastSeq is not None:
             data["afterSeq"] = body.lastSeq
+            if body.lastTimestamp is not None:  # the `timestamp` of the previous sync_response
+                data["changedSince"] = body.lastTimestamp
         elif body.lastTimestamp is not None:
             data["since"] = body.lastTimestamp
         else:
@@ -357,10 +359,11 @@ def register(router: SocketRouter) -> None:
         response = {
             "channelId": body.channelId,
             "messages": [channel_message(x) for x in result["messages"]],
+            "changed": [channel_message(x) for x in result["changed"]],
             "deleted": result["deleted"],
             "lastSeq": result["lastSeq"],
             "hasMore": result["hasMore"],
-            "timestamp": utcnow_iso(),
+            "timestamp": result["syncedAt"],
         }
         await gw.sio.emit("sync_response", response, to=conn.sid, namespace=NAMESPACE)
         return {"success": True, **response}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -18,6 +18,10 @@ __all__ = ["ConversationRepo", "MessageRepo", "SeqConflict", "conversation_key",
 
 def conversation_key(tenant: str, conversation_id: str) -> str:
     return f"{tenant}/{conversation_id}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class SeqConflict(Exception):
@@ -167,6 +171,7 @@ class MessageRepo:
             partialFilterExpression={"clientMessageId": {"$type": "string"}},
         )
         await self._col.create_index([("tenant", ASCENDING), ("conversationId", ASCENDING), ("createdAt", ASCENDING)])
+        await self._col.create_index([("tenant", ASCENDING), ("conversationId", ASCENDING), ("changedAt", ASCENDING)])
 
     def lock(self, tenant: str, conversation_id: str) -> asyncio.Lock:
         return self._locks[conversation_key(tenant, conversation_id)]
@@ -290,7 +295,7 @@ class MessageRepo:
         """Apply `changes` and append the previous version to the edit history; False if deleted meanwhile."""
         result = await self._col.update_one(
             {"_id": message_id, "tenant": tenant, "deleted": {"$ne": True}},
-            {"$set": changes, "$push": {"edits": previous}},
+            {"$set": {**changes, "changedAt": _now()}, "$push": {"edits": previous}},
         )
         return result.matched_count == 1
 
@@ -302,6 +307,7 @@ class MessageRepo:
                 "$set": {
                     "deleted": True,
                     "deletedAt": at,
+                    "changedAt": _now(),
                     "deletedBy": by,
                     "content": "",
                     "attachment": None,
@@ -323,13 +329,14 @@ class MessageRepo:
                 "deleted": {"$ne": True},
                 "reactions": {"$not": {"$elemMatch": {"userId": reaction["userId"], "emoji": reaction["emoji"]}}},
             },
-            {"$push": {"reactions": reaction}},
+            {"$push": {"reactions": reaction}, "$set": {"changedAt": _now()}},
         )
         return result.modified_count == 1
 
     async def remove_reaction(self, tenant: str, message_id: str, user_id: str, emoji: str) -> bool:
         result = await self._col.update_one(
-            {"_id": message_id, "tenant": tenant}, {"$pull": {"reactions": {"userId": user_id, "emoji": emoji}}}
+            {"_id": message_id, "tenant": tenant, "reactions": {"$elemMatch": {"userId": user_id, "emoji": emoji}}},
+            {"$pull": {"reactions": {"userId": user_id, "emoji": emoji}}, "$set": {"changedAt": _now()}},
         )
         return result.modified_count == 1
 
@@ -337,7 +344,7 @@ class MessageRepo:
         """Make a message a thread root; False when it already is one."""
         result = await self._col.update_one(
             {"_id": message_id, "tenant": tenant, "thread": None, "deleted": {"$ne": True}},
-            {"$set": {"thread": thread}},
+            {"$set": {"thread": thread, "changedAt": _now()}},
         )
         return result.modified_count == 1
 
@@ -352,3 +359,16 @@ class MessageRepo:
             query["createdAt"] = {"$gt": date_from}
         docs = await self._col.find(query).sort("seq", ASCENDING).limit(limit + 1).to_list()
         return docs[:limit], len(docs) > limit
+
+    async def changed_since(
+        self, tenant: str, conversation_id: str, *, up_to_seq: int, since: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """Messages at or before `up_to_seq` edited, reacted to, threaded or deleted after `since`."""
+        query = {
+            "tenant": tenant,
+            "conversationId": conversation_id,
+            "isInternal": {"$ne": True},
+            "seq": {"$lte": up_to_seq},
+            "changedAt": {"$gt": since},
+        }
+        return list(await self._col.find(query).sort("seq", ASCENDING).limit(limit).to_list())
