@@ -117,3 +117,26 @@ async def test_board_catches_up_after_its_replica_dies(pages: Pages, web_stack, 
     finally:
         await waiter.close()
         await kitchen.close()
+
+
+async def test_manager_cancels_an_order_and_it_leaves_every_board(pages: Pages, web_stack, mint):
+    manager = await pages.open("/app/kitchen", replica=0)
+    await sign_in_kitchen(manager, "manager@restaurante.com")
+    kitchen = await pages.open("/app/kitchen", replica=1)
+    await sign_in_kitchen(kitchen)
+    waiter = restaurant_client(web_stack.gateway_urls[1], mint, "waiter-1", "WAITER")
+    try:
+        order = await place_order(waiter, "T21", "Gazpacho")
+        order_id = order.get("orderId") or order["id"]
+        for page in (manager, kitchen):
+            await expect(page.locator(f'.card[data-order-id="{order_id}"]')).to_have_count(1)
+        # only managers get the button
+        await expect(kitchen.get_by_role("button", name="Cancel order of Table T21")).to_have_count(0)
+        await manager.get_by_role("button", name="Cancel order of Table T21").click()
+        for page in (manager, kitchen):  # order.status.changed CANCELLED, on both replicas
+            await expect(page.locator(f'.card[data-order-id="{order_id}"]')).to_have_count(0)
+        stored = await waiter.get(f"/api/v1/orders/{order_id}")
+        assert stored["status"] == "CANCELLED"
+        assert {i["status"] for i in stored["items"]} == {"CANCELLED"}
+    finally:
+        await waiter.close()

@@ -1,5 +1,6 @@
 /* Kitchen board (seed-004): the signed-in restaurant's orders as cards by status, live from
-   order.new / order.status.changed / order.item.status.changed; item buttons for kitchen and managers. */
+   order.new / order.status.changed / order.item.status.changed; item buttons for kitchen and managers,
+   and a cancel button for managers (a cancelled order leaves the board on every screen). */
 (function () {
   'use strict';
   const R = window.Relay;
@@ -14,8 +15,9 @@
   // the next step a kitchen may give an item, with its button label
   const NEXT = { PENDING: ['IN_PROGRESS', 'Start'], IN_PROGRESS: ['READY', 'Ready'], READY: ['SERVED', 'Served'] };
   const MOVERS = ['kitchen', 'manager'];
+  const CANCELLERS = ['manager'];
 
-  const state = { me: null, canMove: false, orders: new Map(), socket: null, everConnected: false };
+  const state = { me: null, canMove: false, canCancel: false, orders: new Map(), socket: null, everConnected: false };
   const setStatus = R.connectionBadge($('connection'));
 
   const orderId = (o) => o.orderId || o.id;
@@ -69,6 +71,16 @@
     }
   }
 
+  async function cancel(order) {
+    $('board-error').textContent = '';
+    try {
+      await R.api('POST', '/api/v1/orders/' + encodeURIComponent(orderId(order)) + '/cancel', {});
+    } catch (e) {
+      $('board-error').textContent = tableName(order) + ': ' + e.message;
+      render();
+    }
+  }
+
   function renderItem(order, item) {
     const row = R.el('li', { className: 'item', dataset: { itemId: item.id, status: item.status } },
       R.el('span', { className: 'name', text: item.name + ' ×' + item.qty + (item.notes ? ' — ' + item.notes : '') }),
@@ -88,10 +100,18 @@
     const items = R.el('ul', { 'aria-label': 'Items' });
     for (const item of order.items || []) items.append(renderItem(order, item));
     const created = order.createdAt ? R.formatTime(order.createdAt) : '';
-    return R.el('li', { className: 'card', dataset: { orderId: orderId(order), status: order.status } },
+    const card = R.el('li', { className: 'card', dataset: { orderId: orderId(order), status: order.status } },
       R.el('h3', { text: tableName(order) }),
       R.el('p', { className: 'muted', text: 'Order ' + orderId(order).slice(0, 8) + (created ? ' · ' + created : '') }),
       items);
+    if (state.canCancel && order.status !== 'SERVED') {
+      card.append(R.el('button', {
+        type: 'button', className: 'danger', text: 'Cancel order',
+        'aria-label': 'Cancel order of ' + tableName(order),
+        onclick: (ev) => { ev.target.disabled = true; cancel(order); },
+      }));
+    }
+    return card;
   }
 
   function render() {
@@ -119,6 +139,7 @@
     const order = ev && state.orders.get(ev.orderId);
     if (!order) { if (ev && ev.orderId) fetchOrder(ev.orderId); return; }
     order.status = ev.newStatus;
+    if (ev.newStatus === 'CANCELLED') state.orders.delete(ev.orderId);
     announce(tableName(order) + ' is ' + ev.newStatus);
     render();
   }
@@ -149,6 +170,7 @@
     state.me = session.user;
     const roles = (state.me.roles || []).map((r) => String(r).toLowerCase());
     state.canMove = roles.some((r) => MOVERS.includes(r));
+    state.canCancel = roles.some((r) => CANCELLERS.includes(r));
     $('whoami').textContent = (state.me.username || state.me.userId) + ' · ' + (state.me.tenantId || '');
     $('sign-out').hidden = false;
     $('signin').hidden = true;
