@@ -121,7 +121,6 @@ class GetHistory(Strict):
 class ListConversations(Strict):
     status: Literal["PENDING", "IN_PROGRESS", "CLOSED"] | None = None
     type: Literal["support", "direct", "group", "channel"] | None = None
-    types: tuple[Literal["support", "direct", "group", "channel"], ...] | None = None
     memberOnly: bool = False  # True: only where the caller is a participant (no support queue for agents)
 
 

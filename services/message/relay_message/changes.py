@@ -10,10 +10,9 @@ from typing import Any
 from relay_contracts import Envelope, ErrorCode, RelayError
 from relay_contracts import messages as m
 from relay_contracts.envelope import iso
-from relay_contracts.routing import event_key
 
 from relay_message import domain
-from relay_message.handlers import Deps, _actor, _readable, parse_instant
+from relay_message.handlers import Deps, _actor, _readable, announce, check_text_length, parse_instant
 
 
 async def _message(deps: Deps, env: Envelope, conversation_id: str, message_id: str) -> dict[str, Any]:
@@ -24,17 +23,10 @@ async def _message(deps: Deps, env: Envelope, conversation_id: str, message_id: 
     return doc
 
 
-async def _publish(deps: Deps, env: Envelope, conversation_id: str, event_type: str, data: dict[str, Any]) -> None:
-    await deps.publish(event_key(env.tenant, "conv", conversation_id, event_type), env.caused(event_type, data))
-
-
 async def edit_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.EditMessage.model_validate(env.data)
     user, _ = _actor(env)
-    if len(cmd.content) > deps.max_text_length:
-        raise RelayError(
-            ErrorCode.VALIDATION_ERROR, f"content exceeds {deps.max_text_length} characters", field="content"
-        )
+    check_text_length(deps, cmd.content)
     if not cmd.content.strip():
         raise RelayError(ErrorCode.VALIDATION_ERROR, "content is required", field="content")
     await _readable(deps, env, cmd.conversationId)
@@ -59,7 +51,7 @@ async def edit_message(env: Envelope, deps: Deps) -> dict[str, Any]:
         raise RelayError(ErrorCode.NOT_FOUND, f"message {cmd.messageId} not found", field="messageId")
     updated = await _message(deps, env, cmd.conversationId, cmd.messageId)
     public = domain.public_message(updated)
-    await _publish(deps, env, cmd.conversationId, m.MESSAGE_UPDATED, public)
+    await announce(deps, env, "conv", cmd.conversationId, m.MESSAGE_UPDATED, public)
     await deps.conversations.revise_preview(env.tenant, cmd.conversationId, cmd.messageId, cmd.content)
     return public
 
@@ -82,7 +74,7 @@ async def delete_message(env: Envelope, deps: Deps) -> dict[str, Any]:
         "deletedBy": user,
         "deletedAt": iso(now),
     }
-    await _publish(deps, env, cmd.conversationId, m.MESSAGE_DELETED, data)
+    await announce(deps, env, "conv", cmd.conversationId, m.MESSAGE_DELETED, data)
     await deps.conversations.revise_preview(env.tenant, cmd.conversationId, cmd.messageId, "")
     return data
 
@@ -112,7 +104,7 @@ async def react(env: Envelope, deps: Deps) -> dict[str, Any]:
         "at": iso(now),
     }
     if changed:  # adding a reaction twice (or removing one that is not there) announces nothing
-        await _publish(deps, env, cmd.conversationId, m.REACTION_CHANGED, data)
+        await announce(deps, env, "conv", cmd.conversationId, m.REACTION_CHANGED, data)
     return data
 
 
@@ -139,7 +131,7 @@ async def create_thread(env: Envelope, deps: Deps) -> dict[str, Any]:
         "created": created,
     }
     if created:
-        await _publish(deps, env, cmd.conversationId, m.THREAD_CREATED, data)
+        await announce(deps, env, "conv", cmd.conversationId, m.THREAD_CREATED, data)
     return data
 
 

@@ -8,10 +8,9 @@ from typing import Any
 
 from relay_contracts import Envelope, ErrorCode, RelayError
 from relay_contracts import messages as m
-from relay_contracts.routing import event_key
 
 from relay_message import domain
-from relay_message.handlers import Deps, _actor
+from relay_message.handlers import Deps, _actor, announce, open_conversation
 
 
 async def _channel(deps: Deps, env: Envelope, conversation_id: str) -> dict[str, Any]:
@@ -31,28 +30,20 @@ async def create_channel(env: Envelope, deps: Deps) -> dict[str, Any]:
         members.setdefault(moderator, domain.member(moderator, "moderator", now))
     for member in cmd.members:
         members.setdefault(member, domain.member(member, "member", now))
-    doc = {
-        "tenant": env.tenant,
-        "conversationId": cmd.conversationId,
-        "type": "channel",
-        "name": cmd.name,
-        "subject": cmd.name,
-        "status": domain.IN_PROGRESS,
-        "visibility": cmd.visibility,
-        "participants": list(members.values()),
-        "lastSeq": 0,
-        "stats": {"totalMessages": 0, "lastMessageAt": None, "unread": {}},
-        "createdAt": now,
-        "lastActivityAt": now,
-        "createdBy": user,
-    }
-    if not await deps.conversations.insert(doc):
-        raise RelayError(ErrorCode.CONFLICT, f"channel {cmd.conversationId} already exists", field="channelId")
-    public = domain.public_conversation(doc)
-    await deps.publish(
-        event_key(env.tenant, "tenant", "_", m.CONVERSATION_CREATED), env.caused(m.CONVERSATION_CREATED, public)
+    doc = domain.new_conversation(
+        tenant=env.tenant,
+        conversation_id=cmd.conversationId,
+        type_="channel",
+        subject=cmd.name,
+        status=domain.IN_PROGRESS,
+        visibility=cmd.visibility,
+        participants=list(members.values()),
+        created_by=user,
+        at=now,
     )
-    return public
+    doc["name"] = cmd.name
+    conflict = RelayError(ErrorCode.CONFLICT, f"channel {cmd.conversationId} already exists", field="channelId")
+    return await open_conversation(deps, env, doc, conflict)
 
 
 async def list_channels(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -103,11 +94,9 @@ async def add_members(env: Envelope, deps: Deps) -> dict[str, Any]:
 
 async def _announce_members(deps: Deps, env: Envelope, conversation_id: str, added: list[str]) -> None:
     data = {"conversationId": conversation_id, "userIds": added, "addedBy": env.actor.userId if env.actor else None}
-    await deps.publish(
-        event_key(env.tenant, "conv", conversation_id, m.MEMBERS_ADDED), env.caused(m.MEMBERS_ADDED, data)
-    )
+    await announce(deps, env, "conv", conversation_id, m.MEMBERS_ADDED, data)
     for user in added:  # so each new member's open sockets, wherever they are, can enter the channel's room
-        await deps.publish(event_key(env.tenant, "user", user, m.MEMBERS_ADDED), env.caused(m.MEMBERS_ADDED, data))
+        await announce(deps, env, "user", user, m.MEMBERS_ADDED, data)
 
 
 HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {

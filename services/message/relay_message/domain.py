@@ -58,6 +58,35 @@ def default_permissions(role: str) -> dict[str, bool]:
     return {"canSend": True, "canDelete": moderator, "canModerate": moderator}
 
 
+def new_conversation(
+    *,
+    tenant: str,
+    conversation_id: str,
+    type_: str,
+    status: str,
+    participants: list[dict[str, Any]],
+    created_by: str,
+    at: datetime,
+    subject: str | None = None,
+    visibility: str = "members",
+) -> dict[str, Any]:
+    """A conversation as first stored, whatever dialect opened it: no messages, nothing unread."""
+    return {
+        "tenant": tenant,
+        "conversationId": conversation_id,
+        "type": type_,
+        "subject": subject,
+        "status": status,
+        "visibility": visibility,
+        "participants": participants,
+        "lastSeq": 0,
+        "stats": {"totalMessages": 0, "lastMessageAt": None, "unread": {}},
+        "createdAt": at,
+        "lastActivityAt": at,
+        "createdBy": created_by,
+    }
+
+
 def member(user_id: str, role: str, at: datetime) -> dict[str, Any]:
     """A participant entry with its role's default permissions."""
     return {"userId": user_id, "role": role, "joinedAt": at, "permissions": default_permissions(role)}

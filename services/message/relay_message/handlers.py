@@ -39,6 +39,18 @@ def _actor(env: Envelope) -> tuple[str, tuple[str, ...]]:
     return env.actor.userId, tuple(r.lower() for r in env.actor.roles)
 
 
+async def announce(deps: Deps, env: Envelope, scope: str, target: str, event_type: str, data: dict[str, Any]) -> None:
+    """Publish the domain event `event_type` this command caused, routed to `scope`/`target`, after its write."""
+    await deps.publish(event_key(env.tenant, scope, target, event_type), env.caused(event_type, data))
+
+
+def check_text_length(deps: Deps, content: str) -> None:
+    if len(content) > deps.max_text_length:
+        raise RelayError(
+            ErrorCode.VALIDATION_ERROR, f"content exceeds {deps.max_text_length} characters", field="content"
+        )
+
+
 async def _readable(deps: Deps, env: Envelope, conversation_id: str) -> dict[str, Any]:
     user, roles = _actor(env)
     conversation = await deps.conversations.get(env.tenant, conversation_id)
@@ -53,28 +65,29 @@ async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.CreateConversation.model_validate(env.data)
     user, roles = _actor(env)
     now = datetime.now(UTC)
-    doc = {
-        "tenant": env.tenant,
-        "conversationId": cmd.conversationId,
-        "type": cmd.type,
-        "subject": cmd.subject,
-        "status": domain.PENDING if cmd.type == domain.SUPPORT else domain.IN_PROGRESS,
-        "visibility": "members",
-        "participants": domain.build_participants(user, _creator_role(roles), cmd.participants, now),
-        "lastSeq": 0,
-        "stats": {"totalMessages": 0, "lastMessageAt": None, "unread": {}},
-        "createdAt": now,
-        "lastActivityAt": now,
-        "createdBy": user,
-    }
+    doc = domain.new_conversation(
+        tenant=env.tenant,
+        conversation_id=cmd.conversationId,
+        type_=cmd.type,
+        subject=cmd.subject,
+        status=domain.PENDING if cmd.type == domain.SUPPORT else domain.IN_PROGRESS,
+        participants=domain.build_participants(user, _creator_role(roles), cmd.participants, now),
+        created_by=user,
+        at=now,
+    )
     if cmd.description:
         doc["description"] = cmd.description
-    if not await deps.conversations.insert(doc):
-        raise RelayError(ErrorCode.CONFLICT, f"conversation {cmd.conversationId} already exists")
-    public = domain.public_conversation(doc)
-    await deps.publish(
-        event_key(env.tenant, "tenant", "_", m.CONVERSATION_CREATED), env.caused(m.CONVERSATION_CREATED, public)
+    return await open_conversation(
+        deps, env, doc, RelayError(ErrorCode.CONFLICT, f"conversation {cmd.conversationId} already exists")
     )
+
+
+async def open_conversation(deps: Deps, env: Envelope, doc: dict[str, Any], conflict: RelayError) -> dict[str, Any]:
+    """Store a new conversation and announce it (`conflict` when its id is taken); its public form."""
+    if not await deps.conversations.insert(doc):
+        raise conflict
+    public = domain.public_conversation(doc)
+    await announce(deps, env, "tenant", "_", m.CONVERSATION_CREATED, public)
     return public
 
 
@@ -99,8 +112,6 @@ async def list_conversations(env: Envelope, deps: Deps) -> dict[str, Any]:
     docs = await deps.conversations.list_for(
         env.tenant, user, include_support_queue=agent and not cmd.memberOnly, status=cmd.status, type_=cmd.type
     )
-    if cmd.types is not None:
-        docs = [d for d in docs if d.get("type") in cmd.types]
     return {"conversations": [domain.public_conversation(d, viewer=user, viewer_is_agent=agent) for d in docs]}
 
 
@@ -114,10 +125,7 @@ async def close_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
     if not await deps.conversations.close(env.tenant, cmd.conversationId, user, now):
         raise RelayError(ErrorCode.CONFLICT, "chat is already closed", status=domain.CLOSED)
     status = {"conversationId": cmd.conversationId, "status": domain.CLOSED, "changedAt": iso(now), "by": user}
-    await deps.publish(
-        event_key(env.tenant, "conv", cmd.conversationId, m.CONVERSATION_STATUS_CHANGED),
-        env.caused(m.CONVERSATION_STATUS_CHANGED, status),
-    )
+    await announce(deps, env, "conv", cmd.conversationId, m.CONVERSATION_STATUS_CHANGED, status)
     closed = await deps.conversations.get(env.tenant, cmd.conversationId)
     return domain.public_conversation(closed or conversation, viewer=user, viewer_is_agent=True)
 
@@ -125,10 +133,7 @@ async def close_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
 async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.SendMessage.model_validate(env.data)
     user, roles = _actor(env)
-    if len(cmd.content) > deps.max_text_length:
-        raise RelayError(
-            ErrorCode.VALIDATION_ERROR, f"content exceeds {deps.max_text_length} characters", field="content"
-        )
+    check_text_length(deps, cmd.content)
     if not cmd.content.strip() and cmd.attachment is None:
         raise RelayError(ErrorCode.VALIDATION_ERROR, "content or attachment is required", field="content")
     if cmd.isInternal and not domain.is_agent(roles):
@@ -174,10 +179,7 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     await _announce_mentions(deps, env, public, conversation)
     if first:
         status = {"conversationId": cmd.conversationId, "status": domain.IN_PROGRESS, "changedAt": public["createdAt"]}
-        await deps.publish(
-            event_key(env.tenant, "conv", cmd.conversationId, m.CONVERSATION_STATUS_CHANGED),
-            env.caused(m.CONVERSATION_STATUS_CHANGED, status),
-        )
+        await announce(deps, env, "conv", cmd.conversationId, m.CONVERSATION_STATUS_CHANGED, status)
     return public
 
 

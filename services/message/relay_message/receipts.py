@@ -11,10 +11,9 @@ from relay_contracts import Envelope, ErrorCode, RelayError
 from relay_contracts import messages as m
 from relay_contracts import receipts as r
 from relay_contracts.envelope import iso
-from relay_contracts.routing import event_key
 
 from relay_message import domain
-from relay_message.handlers import Deps, Handler, _actor, _readable
+from relay_message.handlers import Deps, Handler, _actor, _readable, announce
 
 
 async def mark_read(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -43,10 +42,7 @@ async def mark_read(env: Envelope, deps: Deps) -> dict[str, Any]:
         lastSeq=int(conversation.get("lastSeq", 0)),
     )
     if changed:  # marking again what is already read is a no-op, announced to nobody
-        await deps.publish(
-            event_key(env.tenant, "conv", cmd.conversationId, r.MESSAGE_READ),
-            env.caused(r.MESSAGE_READ, read.model_dump(mode="json")),
-        )
+        await announce(deps, env, "conv", cmd.conversationId, r.MESSAGE_READ, read.model_dump(mode="json"))
     return {**read.model_dump(mode="json"), "unreadCount": unread}
 
 
