@@ -145,15 +145,7 @@ class PresenceReporter:
                 log.debug("presence.lag_sample_failed")
 
 
-# for other features: seed-003 `unido_conversacion.participantes_conectados` and `conversacionesActivas`
-async def connected_users(gw: Gateway, principal: Principal, user_ids: list[str]) -> list[str]:
-    """Which of `user_ids` (same tenant as `principal`) have a socket on any replica."""
-    if not user_ids:
-        return []
-    found = await gw.bus.call(principal, p.LOOKUP, {"userIds": user_ids[:500]})
-    return [uid for uid in user_ids if found.get(uid, {}).get("sockets")]
-
-
+# for the mensajería feature: seed-003 `conversacionesActivas`
 async def track_conversation(gw: Gateway, conn: Connection, conversation_id: str, *, joined: bool) -> None:
     """Count the socket in (or out of) a conversation for the seed-003 statistics; best effort."""
     if conn.principal is None:

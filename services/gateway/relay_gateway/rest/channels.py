@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from relay_contracts import messages as m
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -13,8 +13,7 @@ from starlette.routing import Route
 
 from relay_gateway.dialects.channels import channel_message
 from relay_gateway.rest.edge import caller, documented, gateway, read_body
-from relay_gateway.rest.support import HistoryQuery
-from relay_gateway.sockets.router import validation_error
+from relay_gateway.rest.support import HistoryQuery, history_page
 
 
 class CreateChannelIn(BaseModel):
@@ -95,16 +94,7 @@ async def add_members(request: Request) -> JSONResponse:
 @documented(query=HistoryQuery)
 async def channel_messages(request: Request) -> JSONResponse:
     """A page of a channel's messages in `seq` order, in the /chat message shape: `{messages, hasMore}`."""
-    principal = await caller(request)
-    try:
-        query = HistoryQuery.model_validate(dict(request.query_params))
-    except ValidationError as exc:
-        raise validation_error(exc) from exc
-    page = await gateway(request).bus.call(
-        principal,
-        m.GET_HISTORY,
-        {"conversationId": request.path_params["channel_id"], **query.model_dump(exclude_none=True)},
-    )
+    page = await history_page(request, request.path_params["channel_id"])
     return JSONResponse({"messages": [channel_message(x) for x in page["messages"]], "hasMore": page["hasMore"]})
 
 

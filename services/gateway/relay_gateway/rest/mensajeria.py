@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from relay_contracts import ErrorCode, RelayError, utcnow_iso
 from relay_contracts import messages as m
 from starlette.requests import Request
@@ -14,10 +14,7 @@ from starlette.routing import Route
 
 from relay_gateway.dialects import mensajeria as es
 from relay_gateway.rest.edge import caller, documented, gateway, read_body
-from relay_gateway.rest.support import HistoryQuery
-from relay_gateway.sockets.router import validation_error
-
-ROLES = ("cliente", "experto", "moderador", "admin")
+from relay_gateway.rest.support import HistoryQuery, history_page
 
 
 class Permisos(BaseModel):
@@ -113,13 +110,7 @@ async def obtener_conversacion(request: Request) -> JSONResponse:
 @documented(query=HistoryQuery)
 async def mensajes(request: Request) -> JSONResponse:
     """A page of the conversation's messages in `seq` order: `{success, mensajes, hayMas, total}`."""
-    principal = await caller(request)
-    try:
-        query = HistoryQuery.model_validate(dict(request.query_params))
-    except ValidationError as exc:
-        raise validation_error(exc) from exc
-    data = {"conversationId": request.path_params["conversacion_id"], **query.model_dump(exclude_none=True)}
-    page = await gateway(request).bus.call(principal, m.GET_HISTORY, data)
+    page = await history_page(request, request.path_params["conversacion_id"])
     items = [es.mensaje(x) for x in page["messages"]]
     return JSONResponse({"success": True, "mensajes": items, "hayMas": page["hasMore"], "total": len(items)})
 

@@ -144,17 +144,20 @@ async def post_message(request: Request) -> JSONResponse:
     return JSONResponse(message_payload(message), status_code=201)
 
 
+async def history_page(request: Request, conversation_id: str) -> dict[str, Any]:
+    """One page of a conversation's history for the caller, `{messages, hasMore}` in `seq` order, as
+    the message service keeps it (every dialect's history route renders it in its own shape)."""
+    principal = await caller(request)
+    query = read_query(request, HistoryQuery)
+    data = {"conversationId": conversation_id, **query.model_dump(exclude_none=True)}
+    page: dict[str, Any] = await gateway(request).bus.call(principal, m.GET_HISTORY, data)
+    return page
+
+
 @documented(query=HistoryQuery)
 async def chat_history(request: Request) -> JSONResponse:
     """A page of a chat's history in `seq` order: `{messages, hasMore}` (notes only for agents)."""
-    principal = await caller(request)
-    gw = gateway(request)
-    query = read_query(request, HistoryQuery)
-    page = await gw.bus.call(
-        principal,
-        m.GET_HISTORY,
-        {"conversationId": _chat_id(request), **query.model_dump(exclude_none=True)},
-    )
+    page = await history_page(request, _chat_id(request))
     return JSONResponse({"messages": [message_payload(x) for x in page["messages"]], "hasMore": page["hasMore"]})
 
 
