@@ -6,7 +6,6 @@ Playwright never downloads a browser. Screenshots land in tests/browser/artifact
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -15,11 +14,9 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
-from relay_devstack import Stack, StackConfig
-from relay_devstack.stack import free_port
+from relay_devstack import Stack
 
-from tests.conftest import SECRET
-from tests.e2e.conftest import AMQP_URL, REDIS_URL, _drop_topology
+from tests.e2e.conftest import relay_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -50,18 +47,9 @@ def _ensure_socketio_client() -> None:
 def web_stack(instance: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     _ensure_socketio_client()
     name = f"{instance}-web"  # its own instance: never shares queues or data with the e2e stack
-    config = StackConfig(
-        instance=name,
-        gateway_ports=[free_port(), free_port()],
-        amqp_url=AMQP_URL,
-        redis_url=REDIS_URL,
-        mongo_url=os.environ.get("MONGO_URL") or None,
-        log_dir=str(tmp_path_factory.mktemp("web-stack-logs")),
-        env={"JWT_SECRET": SECRET, "LOG_LEVEL": "DEBUG"},
-    )
-    with Stack(config) as running:
+    logs = tmp_path_factory.mktemp("web-stack-logs")
+    with relay_stack(name, logs, env={"LOG_LEVEL": "DEBUG"}, mongo_url=os.environ.get("MONGO_URL") or None) as running:
         yield running
-    asyncio.run(_drop_topology(name))
 
 
 @pytest.fixture(scope="session")

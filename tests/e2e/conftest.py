@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from relay_broker import Broker, Topology
@@ -25,29 +27,52 @@ async def _drop_topology(instance: str) -> None:
     await broker.close()
 
 
-@pytest.fixture(scope="session")
-def stack(instance: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    logs = tmp_path_factory.mktemp("stack-logs")
+@contextmanager
+def relay_stack(
+    instance: str,
+    log_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    services: tuple[str, ...] | None = None,
+    amqp_url: str = AMQP_URL,
+    redis_url: str = REDIS_URL,
+    mongo_url: str | None = None,
+    drop_topology: bool = True,
+) -> Iterator[Stack]:
+    """A Relay of its own for a test module: two gateway replicas on free ports, the test JWT secret,
+    the embedded MongoDB-wire server unless `mongo_url`; its broker topology is dropped afterwards."""
     config = StackConfig(
         instance=instance,
         gateway_ports=[free_port(), free_port()],
-        amqp_url=AMQP_URL,
-        redis_url=REDIS_URL,
-        mongo_url=os.environ.get("MONGO_URL") or None,
-        log_dir=str(logs),
-        env={
-            "JWT_SECRET": SECRET,
-            "LOG_LEVEL": "DEBUG",
-            "AUTH_GRACE_SECONDS": "2",
-            "MAX_UPLOAD_BYTES": "2097152",
-            # the property tests throw many uploads and refreshes from one user; other rules keep their defaults
-            "RATE_LIMITS": "upload=300/60s,auth=300/60s",
-            "PRESENCE_REAP_SECONDS": "6",
-        },
+        amqp_url=amqp_url,
+        redis_url=redis_url,
+        mongo_url=mongo_url,
+        log_dir=str(log_dir),
+        env={"JWT_SECRET": SECRET, **(env or {})},
     )
-    with Stack(config) as running:
+    if services is not None:
+        config.services = services
+    try:
+        with Stack(config) as running:
+            yield running
+    finally:
+        if drop_topology:
+            asyncio.run(_drop_topology(instance))
+
+
+@pytest.fixture(scope="session")
+def stack(instance: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    env = {
+        "LOG_LEVEL": "DEBUG",
+        "AUTH_GRACE_SECONDS": "2",
+        "MAX_UPLOAD_BYTES": "2097152",
+        # the property tests throw many uploads and refreshes from one user; other rules keep their defaults
+        "RATE_LIMITS": "upload=300/60s,auth=300/60s",
+        "PRESENCE_REAP_SECONDS": "6",
+    }
+    logs = tmp_path_factory.mktemp("stack-logs")
+    with relay_stack(instance, logs, env=env, mongo_url=os.environ.get("MONGO_URL") or None) as running:
         yield running
-    asyncio.run(_drop_topology(instance))
 
 
 @pytest.fixture

@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from relay_devstack import Stack, StackConfig
+from relay_devstack import Stack
 from relay_devstack.stack import free_port
 from relay_sdk import RelayClient
 from relay_sdk.client import RelayError
 
-from tests.conftest import SECRET
-from tests.e2e.conftest import REDIS_URL
+from tests.e2e.conftest import relay_stack
 from tests.e2e.outages import delivered_once_in_order, wait_readiness
 
 pytestmark = [
@@ -111,17 +110,17 @@ class PrivateRabbit:
 def broker_stack(tmp_path_factory) -> Iterator[tuple[Stack, PrivateRabbit]]:
     rabbit = PrivateRabbit()
     rabbit.start()
-    config = StackConfig(
-        instance=f"t-amqp-{uuid.uuid4().hex[:8]}",
-        gateway_ports=[free_port(), free_port()],
-        services=("message",),
-        amqp_url=rabbit.url,
-        redis_url=REDIS_URL,
-        log_dir=str(tmp_path_factory.mktemp("broker-restart-logs")),
-        env={"JWT_SECRET": SECRET, "RPC_TIMEOUT_SECONDS": "2"},
-    )
+    instance, logs = f"t-amqp-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("broker-restart-logs")
     try:
-        with Stack(config) as running:
+        # the private broker goes away with its data: no topology to drop
+        with relay_stack(
+            instance,
+            logs,
+            services=("message",),
+            amqp_url=rabbit.url,
+            env={"RPC_TIMEOUT_SECONDS": "2"},
+            drop_topology=False,
+        ) as running:
             yield running, rabbit
     finally:
         rabbit.remove()

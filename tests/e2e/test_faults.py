@@ -9,13 +9,11 @@ import time
 import uuid
 
 import pytest
-from relay_devstack import Stack, StackConfig
-from relay_devstack.stack import free_port
+from relay_devstack import Stack
 from relay_sdk import RelayClient
 from relay_sdk.client import RelayError
 
-from tests.conftest import SECRET
-from tests.e2e.conftest import AMQP_URL, REDIS_URL, _drop_topology
+from tests.e2e.conftest import relay_stack
 from tests.e2e.outages import delivered_once_in_order
 
 pytestmark = pytest.mark.e2e
@@ -24,18 +22,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory):
     instance = f"t-fault-{uuid.uuid4().hex[:8]}"
-    config = StackConfig(
-        instance=instance,
-        gateway_ports=[free_port(), free_port()],
-        services=("message",),
-        amqp_url=AMQP_URL,
-        redis_url=REDIS_URL,
-        log_dir=str(tmp_path_factory.mktemp("fault-logs")),
-        env={"JWT_SECRET": SECRET, "RPC_TIMEOUT_SECONDS": "1.5"},
-    )
-    with Stack(config) as running:
+    logs = tmp_path_factory.mktemp("fault-logs")
+    with relay_stack(instance, logs, services=("message",), env={"RPC_TIMEOUT_SECONDS": "1.5"}) as running:
         yield running
-    asyncio.run(_drop_topology(instance))
 
 
 async def test_message_service_death_loses_nothing_and_retries_do_not_duplicate(own_stack: Stack, mint):

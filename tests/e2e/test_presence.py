@@ -15,12 +15,11 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
-from relay_devstack import Stack, StackConfig
+from relay_devstack import Stack
 from relay_devstack.stack import free_port
 from relay_sdk import Emitter, RelayClient, RelaySocket, emit
 
-from tests.conftest import SECRET
-from tests.e2e.conftest import AMQP_URL, REDIS_URL, _drop_topology
+from tests.e2e.conftest import AMQP_URL, REDIS_URL, relay_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -30,22 +29,9 @@ REAP_SECONDS = 5.0
 @pytest.fixture(scope="module")
 def pstack(tmp_path_factory):
     instance = f"t-pres-{uuid.uuid4().hex[:8]}"
-    config = StackConfig(
-        instance=instance,
-        gateway_ports=[free_port(), free_port()],
-        amqp_url=AMQP_URL,
-        redis_url=REDIS_URL,
-        log_dir=str(tmp_path_factory.mktemp("presence-logs")),
-        env={
-            "JWT_SECRET": SECRET,
-            "LOG_LEVEL": "DEBUG",
-            "PRESENCE_REAP_SECONDS": str(REAP_SECONDS),
-            "PRESENCE_GRACE_SECONDS": "1.5",
-        },
-    )
-    with Stack(config) as running:
+    env = {"LOG_LEVEL": "DEBUG", "PRESENCE_REAP_SECONDS": str(REAP_SECONDS), "PRESENCE_GRACE_SECONDS": "1.5"}
+    with relay_stack(instance, tmp_path_factory.mktemp("presence-logs"), env=env) as running:
         yield running
-    asyncio.run(_drop_topology(instance))
 
 
 @pytest.fixture

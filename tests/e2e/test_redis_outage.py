@@ -4,20 +4,18 @@ when it returns, everything recovers by itself: readiness, REST, and the cross-r
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from relay_devstack import Stack, StackConfig
+from relay_devstack import Stack
 from relay_devstack.stack import free_port
 from relay_sdk import RelayClient
 from relay_sdk.client import RelayError
 
-from tests.conftest import SECRET
-from tests.e2e.conftest import AMQP_URL, _drop_topology
+from tests.e2e.conftest import relay_stack
 from tests.e2e.outages import wait_readiness
 
 pytestmark = pytest.mark.e2e
@@ -47,21 +45,14 @@ def redis_stack(tmp_path_factory) -> Iterator[tuple[Stack, RedisServer]]:
     redis = RedisServer(free_port())
     redis.start()
     instance = f"t-redis-{uuid.uuid4().hex[:8]}"
-    config = StackConfig(
-        instance=instance,
-        gateway_ports=[free_port(), free_port()],
-        services=("message",),
-        amqp_url=AMQP_URL,
-        redis_url=f"redis://127.0.0.1:{redis.port}/0",
-        log_dir=str(tmp_path_factory.mktemp("redis-outage-logs")),
-        env={"JWT_SECRET": SECRET},
-    )
+    logs = tmp_path_factory.mktemp("redis-outage-logs")
     try:
-        with Stack(config) as running:
+        with relay_stack(
+            instance, logs, services=("message",), redis_url=f"redis://127.0.0.1:{redis.port}/0"
+        ) as running:
             yield running, redis
     finally:
         redis.stop()
-        asyncio.run(_drop_topology(instance))
 
 
 async def test_redis_outage_fails_fast_then_everything_recovers(redis_stack, mint):
