@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from relay_contracts.messages import Id, Strict
+from relay_contracts.messages import MAX_SAFE_INTEGER, Id, Strict
 
 FILE_BEGIN = "file.begin"
 FILE_CHUNK = "file.chunk"
@@ -29,7 +29,7 @@ class BeginUpload(Strict):
     conversationId: Id
     fileName: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     mimeType: MimeType
-    maxBytes: int = Field(ge=1)
+    maxBytes: int = Field(ge=1, le=MAX_SAFE_INTEGER)
 
 
 class UploadChunk(Strict):
@@ -41,7 +41,7 @@ class UploadChunk(Strict):
 class CommitUpload(Strict):
     fileId: FileId
     chunks: int = Field(ge=1, le=100_000)
-    length: int = Field(ge=1)
+    length: int = Field(ge=1, le=MAX_SAFE_INTEGER)
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 

@@ -30,6 +30,10 @@ MessageType = Literal["text", "image", "file", "audio", "video"]
 # stored in English; dialects render their own words (seed-003 sends `alta`, `urgente`)
 Priority = Literal["normal", "high", "urgent"]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-:@.]+$")]
+# the largest integer every client (JavaScript) and store (BSON int64) holds exactly
+MAX_SAFE_INTEGER = 2**53 - 1
+# a position in a conversation: a JSON integer (not `true`), never beyond what a store holds
+Seq = Annotated[int, Field(strict=True, ge=0, le=MAX_SAFE_INTEGER)]
 
 
 # free-form extras a client attaches to a message (seed-003 `metadatos`): flat, small, storable as BSON
@@ -37,7 +41,7 @@ MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=
 MetaValue = (
     Annotated[str, StringConstraints(max_length=1000)]
     | bool
-    | Annotated[int, Field(ge=-(2**53), le=2**53)]
+    | Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
     | Annotated[float, Field(allow_inf_nan=False)]
     | None
 )
@@ -113,9 +117,9 @@ class SendMessage(Strict):
 class GetHistory(Strict):
     conversationId: Id
     limit: int = Field(default=50, ge=1, le=200)
-    afterSeq: int | None = Field(default=None, ge=0)
-    before: int | None = Field(default=None, ge=1)
-    dateFrom: str | None = None
+    afterSeq: Seq | None = None
+    before: Annotated[Seq, Field(ge=1)] | None = None
+    dateFrom: str | None = Field(default=None, max_length=64)
 
 
 class ListConversations(Strict):
@@ -150,7 +154,8 @@ MEMBERS_ADDED = "conversation.members.added"
 Visibility = Literal["public", "members"]
 Link = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 AttachmentRef = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-Emoji = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# a reaction is one visible token: no whitespace, no control characters
+Emoji = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$")]
 
 
 class CreateChannel(Strict):
@@ -203,7 +208,7 @@ class CreateThread(Strict):
 
 class SyncMessages(Strict):
     conversationId: Id
-    afterSeq: int | None = Field(default=None, ge=0)
+    afterSeq: Seq | None = None
     since: str | None = Field(default=None, max_length=64)  # ISO 8601, when the client has no seq
     # with afterSeq: also what changed (edits, reactions, deletes) at or before afterSeq after this instant
     changedSince: str | None = Field(default=None, max_length=64)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay_contracts.messages import Id, Strict
+from relay_contracts.messages import Id, Seq, Strict
 
 MARK_READ = "message.mark_read"
 MESSAGE_READ = "message.read"
@@ -21,4 +21,4 @@ class MessageRead(Strict):
     messageIds: tuple[str, ...]
     all: bool
     readAt: str
-    lastSeq: int = 0
+    lastSeq: Seq = 0

@@ -31,6 +31,7 @@ DEFAULT_LIMITS: dict[str, Rule | None] = {
     "typing": Rule(100, 10_000),  # typing:start / typing:stop
     "join": Rule(30, 10_000),  # room and chat joins
     "sync": Rule(30, 10_000),  # gap recovery requests
+    "history": Rule(60, 10_000),  # history pages (REST GET of a conversation's messages)
     "read": Rule(60, 10_000),  # read receipts
     "query": Rule(30, 10_000),  # presence queries (active users, stats) answered by the presence service
     "rest_write": Rule(60, 10_000),  # every authenticated REST POST/PUT/PATCH/DELETE

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay_gateway.context import Gateway
+from relay_gateway.inbound import check_inbound
 from relay_gateway.sockets.router import validation_error
 
 log = get_logger(__name__)
@@ -124,10 +125,13 @@ async def read_body(request: Request, model: type[M], *, max_bytes: int) -> M:
             raise RelayError(ErrorCode.PAYLOAD_TOO_LARGE, f"body exceeds {max_bytes} bytes")
     try:
         data: Any = json.loads(body or b"{}")
+    except RecursionError as exc:  # 30,000 nested `[` exhaust the parser's stack: the client's doing
+        raise RelayError(ErrorCode.VALIDATION_ERROR, "body is nested too deeply") from exc
     except ValueError as exc:
         raise RelayError(ErrorCode.VALIDATION_ERROR, "body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise RelayError(ErrorCode.VALIDATION_ERROR, "body must be a JSON object")
+    check_inbound(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -136,8 +140,10 @@ async def read_body(request: Request, model: type[M], *, max_bytes: int) -> M:
 
 def read_query(request: Request, model: type[M]) -> M:
     """Validate the query string against `model`; bad → VALIDATION_ERROR naming the parameter."""
+    params = dict(request.query_params)
+    check_inbound(params)
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate(params)
     except ValidationError as exc:
         raise validation_error(exc) from exc
 

@@ -35,8 +35,8 @@ class PostMessage(BaseModel):
 class HistoryQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
     limit: int = Field(default=50, ge=1, le=200)
-    afterSeq: int | None = Field(default=None, ge=0)
-    before: int | None = Field(default=None, ge=1)
+    afterSeq: int | None = Field(default=None, ge=0, le=m.MAX_SAFE_INTEGER)
+    before: int | None = Field(default=None, ge=1, le=m.MAX_SAFE_INTEGER)
     dateFrom: str | None = Field(default=None, max_length=64)
 
 
@@ -147,7 +147,7 @@ async def post_message(request: Request) -> JSONResponse:
 async def history_page(request: Request, conversation_id: str) -> dict[str, Any]:
     """One page of a conversation's history for the caller, `{messages, hasMore}` in `seq` order, as
     the message service keeps it (every dialect's history route renders it in its own shape)."""
-    principal = await caller(request)
+    principal = await caller(request, limit="history")
     query = read_query(request, HistoryQuery)
     data = {"conversationId": conversation_id, **query.model_dump(exclude_none=True)}
     page: dict[str, Any] = await gateway(request).bus.call(principal, m.GET_HISTORY, data)

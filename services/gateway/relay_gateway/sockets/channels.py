@@ -69,7 +69,7 @@ class MessageRef(Payload):
 
 
 class ReactionIn(MessageRef):
-    emoji: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    emoji: m.Emoji
 
 
 class CreateThreadIn(Payload):
@@ -92,7 +92,7 @@ class ThreadRef(Payload):
 
 class SyncRequestIn(Payload):
     channelId: Ref
-    lastSeq: int | None = Field(default=None, ge=0)
+    lastSeq: m.Seq | None = None
     lastTimestamp: Annotated[str, StringConstraints(max_length=64)] | None = None
     limit: int = Field(default=200, ge=1, le=500)
 

@@ -19,6 +19,7 @@ from relay_ops.metrics import ERRORS
 
 from relay_gateway import metrics
 from relay_gateway.context import Connection, Gateway
+from relay_gateway.inbound import check_inbound
 
 log = get_logger(__name__)
 
@@ -102,6 +103,7 @@ class SocketRouter:
                                 ErrorCode.PAYLOAD_TOO_LARGE,
                                 f"'{event}' payload exceeds {self.gw.settings.max_packet_bytes} bytes",
                             )
+                        check_inbound(data)
                         payload = data
                         if model is not None:
                             if isinstance(data, dict):

@@ -24,7 +24,7 @@ class ChatRef(BaseModel):
 class SyncRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     chatId: str = Field(min_length=1, max_length=200)
-    afterSeq: StrictInt = Field(default=0, ge=0)
+    afterSeq: m.Seq = 0
     limit: StrictInt = Field(default=200, ge=1, le=200)
 
 
