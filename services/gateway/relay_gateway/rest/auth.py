@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from relay_auth import Principal, mint_token
 from relay_contracts import ErrorCode, RelayError
 from relay_log import bind_contextvars, get_logger
@@ -24,6 +24,14 @@ class Login(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Annotated[str, StringConstraints(min_length=3, max_length=254)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+    @field_validator("password")
+    @classmethod
+    def _bcrypt_sized(cls, value: str) -> str:
+        # bcrypt reads at most 72 bytes and refuses longer input: no stored password is longer
+        if len(value.encode("utf-8", "surrogatepass")) > 72:
+            raise ValueError("at most 72 bytes (UTF-8)")
+        return value
 
 
 class VisitorSession(BaseModel):
