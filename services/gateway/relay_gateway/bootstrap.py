@@ -23,6 +23,7 @@ from relay_gateway.context import Gateway
 from relay_gateway.delivery import EventDelivery
 from relay_gateway.features import FEATURES
 from relay_gateway.identity import Authenticator
+from relay_gateway.packets import GuardedServer
 from relay_gateway.ratelimit import RateLimiter, parse_limits
 from relay_gateway.rest.edge import (
     CorrelationMiddleware,
@@ -102,7 +103,7 @@ class GatewayApp:
 
 def build(settings: GatewaySettings) -> GatewayApp:
     manager = ObservableRedisManager(settings.redis_url, channel=f"{settings.relay_instance}-socketio")
-    sio = socketio.AsyncServer(
+    sio = GuardedServer(
         async_mode="asgi",
         client_manager=manager,
         cors_allowed_origins=list(settings.cors_origins) if settings.cors_origins != ("*",) else "*",
