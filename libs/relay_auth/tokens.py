@@ -18,6 +18,22 @@ class AuthError(Exception):
         self.message = message
 
 
+# RFC 7519 NumericDate claims: PyJWT reads `"exp": "1700000000"` as a number; a principal would not
+# (its expiry would go unwatched), so a token whose times are not JSON numbers is refused outright
+TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _check_time_claims(token: str) -> None:
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return  # the verifying decode says what is wrong with it
+    for name in TIME_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise AuthError("AUTH_REQUIRED", f"invalid token: the {name} claim must be a number (NumericDate)")
+
+
 class TokenVerifier:
     """Verifies tokens against the configured algorithms only (no `alg: none`, no confusion)."""
 
@@ -42,6 +58,7 @@ class TokenVerifier:
     def verify(self, token: str) -> Principal:
         if not token or not isinstance(token, str):
             raise AuthError("AUTH_REQUIRED", "missing token")
+        _check_time_claims(token)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

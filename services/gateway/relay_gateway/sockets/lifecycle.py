@@ -62,7 +62,8 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
                     principal = await gw.auth.require(None, headers, query)
             except AuthError as exc:
                 log.info("socket.refused_handshake", code=exc.code, reason=exc.message)
-                raise SioRefused({"code": exc.code, "message": exc.message}) from exc
+                # the error's data: a client tells TOKEN_EXPIRED (refresh, retry) from AUTH_REQUIRED
+                raise SioRefused(exc.message, {"code": exc.code, "message": exc.message}) from exc
             conn = Connection(sid=sid, namespace=namespace, principal=None)
             gw.connections[sid] = conn
             if principal is not None:
