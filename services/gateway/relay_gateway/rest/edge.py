@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from relay_auth import AuthError, Principal
+from relay_auth import AuthError, Principal, extract_token
 from relay_contracts import ErrorCode, RelayError
 from relay_log import bind_contextvars, clear_contextvars, get_contextvars, get_logger, new_correlation_id
 from relay_ops.metrics import ERRORS
@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay_gateway.context import Gateway
 from relay_gateway.inbound import check_inbound
+from relay_gateway.rest.csrf import check_origin, require_json
 from relay_gateway.sockets.router import validation_error
 
 log = get_logger(__name__)
@@ -100,11 +101,15 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 async def caller(request: Request, *, limit: str | None = None, query_token: bool = False) -> Principal:
     """The authenticated caller. Every write counts against `rest_write`, plus `limit` when given;
-    `query_token` also accepts `?token=` (for URLs a browser loads itself, like an <img src>)."""
+    `query_token` also accepts `?token=` (for URLs a browser loads itself, like an <img src>).
+    A write authenticated by a session cookie must come from an allowed origin (see csrf.py)."""
     gw = gateway(request)
     headers = {k.lower(): v for k, v in request.headers.items()}
     query = {"token": request.query_params["token"]} if query_token and "token" in request.query_params else {}
     principal = await gw.auth.require(None, headers, query)
+    if request.method in WRITE_METHODS and extract_token(None, headers, query) is None:
+        check_origin(headers, gw.settings.cors_origins)
+        request.state.cookie_write = True  # read_body then insists on JSON
     bind_contextvars(user_id=principal.user_id, tenant=principal.tenant)
     if request.method in WRITE_METHODS:
         await gw.limit("rest_write", principal)
@@ -115,6 +120,8 @@ async def caller(request: Request, *, limit: str | None = None, query_token: boo
 
 async def read_body(request: Request, model: type[M], *, max_bytes: int) -> M:
     """Parse and validate a JSON body; too big → PAYLOAD_TOO_LARGE, bad → VALIDATION_ERROR."""
+    if getattr(request.state, "cookie_write", False):
+        require_json(request.headers.get("content-type", ""))
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise RelayError(ErrorCode.PAYLOAD_TOO_LARGE, f"body exceeds {max_bytes} bytes")
