@@ -12,15 +12,15 @@ from relay_contracts import messages as m
 from relay_contracts.envelope import iso
 
 from relay_message import domain
-from relay_message.handlers import Deps, _actor, _readable, announce, check_text_length, parse_instant
-
-
-async def _message(deps: Deps, env: Envelope, conversation_id: str, message_id: str) -> dict[str, Any]:
-    _, roles = _actor(env)
-    doc = await deps.messages.get(env.tenant, conversation_id, message_id)
-    if doc is None or doc.get("deleted") or (doc.get("isInternal") and not domain.is_agent(roles)):
-        raise RelayError(ErrorCode.NOT_FOUND, f"message {message_id} not found", field="messageId")
-    return doc
+from relay_message.handlers import (
+    Deps,
+    _actor,
+    _readable,
+    announce,
+    check_text_length,
+    parse_instant,
+    visible_message,
+)
 
 
 async def edit_message(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -30,7 +30,7 @@ async def edit_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     if not cmd.content.strip():
         raise RelayError(ErrorCode.VALIDATION_ERROR, "content is required", field="content")
     await _readable(deps, env, cmd.conversationId)
-    doc = await _message(deps, env, cmd.conversationId, cmd.messageId)
+    doc = await visible_message(deps, env, cmd.conversationId, cmd.messageId)
     if doc.get("senderId") != user:
         raise RelayError(ErrorCode.PERMISSION_DENIED, "only the author edits a message", field="messageId")
     now = datetime.now(UTC)
@@ -49,7 +49,7 @@ async def edit_message(env: Envelope, deps: Deps) -> dict[str, Any]:
             changes[field] = list(dict.fromkeys(value)) if field == "mentions" else list(value)
     if not await deps.messages.edit(env.tenant, cmd.messageId, changes, previous):
         raise RelayError(ErrorCode.NOT_FOUND, f"message {cmd.messageId} not found", field="messageId")
-    updated = await _message(deps, env, cmd.conversationId, cmd.messageId)
+    updated = await visible_message(deps, env, cmd.conversationId, cmd.messageId)
     public = domain.public_message(updated)
     await announce(deps, env, "conv", cmd.conversationId, m.MESSAGE_UPDATED, public)
     await deps.conversations.revise_preview(env.tenant, cmd.conversationId, cmd.messageId, cmd.content)
@@ -60,7 +60,7 @@ async def delete_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.DeleteMessage.model_validate(env.data)
     user, roles = _actor(env)
     conversation = await _readable(deps, env, cmd.conversationId)
-    doc = await _message(deps, env, cmd.conversationId, cmd.messageId)
+    doc = await visible_message(deps, env, cmd.conversationId, cmd.messageId)
     if not domain.can_delete(conversation, doc, user, roles):
         raise RelayError(ErrorCode.PERMISSION_DENIED, "only the author or a moderator deletes a message")
     now = datetime.now(UTC)
@@ -83,7 +83,7 @@ async def react(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.ReactToMessage.model_validate(env.data)
     user, _ = _actor(env)
     await _readable(deps, env, cmd.conversationId)
-    doc = await _message(deps, env, cmd.conversationId, cmd.messageId)
+    doc = await visible_message(deps, env, cmd.conversationId, cmd.messageId)
     now = datetime.now(UTC)
     if cmd.action == "add":
         changed = await deps.messages.add_reaction(
@@ -91,7 +91,7 @@ async def react(env: Envelope, deps: Deps) -> dict[str, Any]:
         )
     else:
         changed = await deps.messages.remove_reaction(env.tenant, cmd.messageId, user, cmd.emoji)
-    updated = await _message(deps, env, cmd.conversationId, cmd.messageId)
+    updated = await visible_message(deps, env, cmd.conversationId, cmd.messageId)
     data = {
         "conversationId": cmd.conversationId,
         "messageId": cmd.messageId,
@@ -112,14 +112,14 @@ async def create_thread(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.CreateThread.model_validate(env.data)
     user, _ = _actor(env)
     await _readable(deps, env, cmd.conversationId)
-    doc = await _message(deps, env, cmd.conversationId, cmd.messageId)
+    doc = await visible_message(deps, env, cmd.conversationId, cmd.messageId)
     if doc.get("threadId"):
         raise RelayError(ErrorCode.VALIDATION_ERROR, "a thread reply cannot start a thread", field="messageId")
     now = datetime.now(UTC)
     created = await deps.messages.mark_thread(
         env.tenant, cmd.messageId, {"name": cmd.name, "createdBy": user, "createdAt": now}
     )
-    root = await _message(deps, env, cmd.conversationId, cmd.messageId)
+    root = await visible_message(deps, env, cmd.conversationId, cmd.messageId)
     data = {
         "conversationId": cmd.conversationId,
         "threadId": cmd.messageId,

@@ -61,6 +61,18 @@ async def _readable(deps: Deps, env: Envelope, conversation_id: str) -> dict[str
     return conversation
 
 
+async def visible_message(
+    deps: Deps, env: Envelope, conversation_id: str, message_id: str, *, field: str = "messageId"
+) -> dict[str, Any]:
+    """A message of the conversation the actor may see: NOT_FOUND alike for a deleted one, a note (to
+    non-agents) and one that never existed, so no answer tells a visitor that a note exists."""
+    _, roles = _actor(env)
+    doc = await deps.messages.get(env.tenant, conversation_id, message_id)
+    if doc is None or doc.get("deleted") or (doc.get("isInternal") and not domain.is_agent(roles)):
+        raise RelayError(ErrorCode.NOT_FOUND, f"message {message_id} not found in this conversation", field=field)
+    return doc
+
+
 async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.CreateConversation.model_validate(env.data)
     user, roles = _actor(env)
@@ -139,8 +151,8 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     if cmd.isInternal and not domain.is_agent(roles):
         raise RelayError(ErrorCode.PERMISSION_DENIED, "only agents write internal notes", field="isInternal")
     conversation = await _readable(deps, env, cmd.conversationId)
-    if cmd.replyTo and not await deps.messages.exists(env.tenant, cmd.conversationId, cmd.replyTo):
-        raise RelayError(ErrorCode.NOT_FOUND, f"message {cmd.replyTo} not found in this conversation", field="replyTo")
+    if cmd.replyTo:
+        await visible_message(deps, env, cmd.conversationId, cmd.replyTo, field="replyTo")
     await _check_references(deps, env, cmd)
     attachment = await _attachment(deps, env, cmd) if cmd.attachment is not None else None
 

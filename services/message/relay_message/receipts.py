@@ -13,17 +13,15 @@ from relay_contracts import receipts as r
 from relay_contracts.envelope import iso
 
 from relay_message import domain
-from relay_message.handlers import Deps, Handler, _actor, _readable, announce
+from relay_message.handlers import Deps, Handler, _actor, _readable, announce, visible_message
 
 
 async def mark_read(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = r.MarkRead.model_validate(env.data)
     user, roles = _actor(env)
     conversation = await _readable(deps, env, cmd.conversationId)
-    if cmd.messageId is not None and not await deps.messages.exists(env.tenant, cmd.conversationId, cmd.messageId):
-        raise RelayError(
-            ErrorCode.NOT_FOUND, f"message {cmd.messageId} not found in this conversation", field="messageId"
-        )
+    if cmd.messageId is not None:
+        await visible_message(deps, env, cmd.conversationId, cmd.messageId)
     agent = domain.is_agent(roles)
     now = datetime.now(UTC)
     changed = await deps.messages.mark_read(
@@ -62,6 +60,7 @@ async def locate_message(env: Envelope, deps: Deps) -> dict[str, Any]:
         raise RelayError(ErrorCode.NOT_FOUND, f"message {cmd.messageId} not found", field="messageId")
     try:
         await _readable(deps, env, conversation_id)
+        await visible_message(deps, env, conversation_id, cmd.messageId)
     except RelayError as exc:
         raise RelayError(ErrorCode.NOT_FOUND, f"message {cmd.messageId} not found", field="messageId") from exc
     return {"messageId": cmd.messageId, "conversationId": conversation_id}

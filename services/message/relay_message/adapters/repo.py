@@ -188,13 +188,6 @@ class MessageRepo:
             }
         )
 
-    async def exists(self, tenant: str, conversation_id: str, message_id: str) -> bool:
-        found = await self._col.find_one(
-            {"_id": message_id, "tenant": tenant, "conversationId": conversation_id, "deleted": {"$ne": True}},
-            {"_id": 1},
-        )
-        return found is not None
-
     async def conversation_of(self, tenant: str, message_id: str) -> str | None:
         found = await self._col.find_one({"_id": message_id, "tenant": tenant}, {"conversationId": 1})
         return str(found["conversationId"]) if found else None
