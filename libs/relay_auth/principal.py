@@ -14,7 +14,7 @@ DEFAULT_TENANT = "default"
 class Principal:
     user_id: str
     tenant: str = DEFAULT_TENANT
-    roles: frozenset[str] = field(default_factory=frozenset)  # lower-cased
+    roles: frozenset[str] = field(default_factory=frozenset)  # lower-cased: every check ignores case
     username: str | None = None
     email: str | None = None
     avatar: str | None = None
@@ -22,6 +22,8 @@ class Principal:
     has_tenant_claim: bool = False
     # which claim named the tenant ("tenantId" or "restaurantId"); seed-004 sockets join their restaurant
     tenant_claim: str | None = field(default=None, compare=False)
+    # the roles as the token spelled them (`ADMIN`), echoed to clients; empty: `roles` is the spelling
+    role_names: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def is_agent(self) -> bool:
@@ -35,8 +37,13 @@ class Principal:
         return role.lower() in self.roles
 
     @property
+    def spelled_roles(self) -> list[str]:
+        """The roles as the token spelled them, in its order (what clients compare against)."""
+        return list(self.role_names) if self.role_names else sorted(self.roles)
+
+    @property
     def primary_role(self) -> str | None:
-        return sorted(self.roles)[0] if self.roles else None
+        return min(self.spelled_roles, key=str.lower) if self.roles else None
 
     def public(self) -> dict[str, Any]:
         """The user as seeds show it to other clients (seed-002 `user`)."""
@@ -45,7 +52,7 @@ class Principal:
             "username": self.username,
             "email": self.email,
             "avatar": self.avatar,
-            "roles": sorted(self.roles),
+            "roles": self.spelled_roles,
             "role": self.primary_role,
             "tenantId": self.tenant,
         }
@@ -68,6 +75,7 @@ class Principal:
         if tenant is not None and (not isinstance(tenant, str) or not tenant):
             raise ValueError("tenant claim must be a non-empty string")
         exp = claims.get("exp")
+        spelled = {r.lower(): r for r in reversed(roles)}  # the first spelling of each role wins
         return cls(
             user_id=user_id,
             tenant=tenant or DEFAULT_TENANT,
@@ -78,6 +86,7 @@ class Principal:
             expires_at=float(exp) if isinstance(exp, int | float) else None,
             has_tenant_claim=tenant is not None,
             tenant_claim=("tenantId" if "tenantId" in claims else "restaurantId") if tenant is not None else None,
+            role_names=tuple(spelled[r.lower()] for r in dict.fromkeys(r.lower() for r in roles)),
         )
 
 

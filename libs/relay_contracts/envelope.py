@@ -30,6 +30,7 @@ class Actor(BaseModel):
     userId: str
     roles: tuple[str, ...] = ()
     username: str | None = None
+    avatar: str | None = None  # the token's `avatar` claim: seed-000 shows it on what the user did
 
 
 class Envelope(BaseModel):

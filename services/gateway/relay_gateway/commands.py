@@ -19,7 +19,12 @@ def envelope_for(principal: Principal, command_type: str, data: dict[str, Any]) 
         type=command_type,
         tenant=principal.tenant,
         correlationId=current_correlation_id() or new_correlation_id(),
-        actor=Actor(userId=principal.user_id, roles=tuple(sorted(principal.roles)), username=principal.username),
+        actor=Actor(
+            userId=principal.user_id,
+            roles=tuple(sorted(principal.roles)),
+            username=principal.username,
+            avatar=principal.avatar,
+        ),
         data=data,
     )
 

@@ -24,6 +24,7 @@ class SessionStore:
         session_id = secrets.token_urlsafe(32)
         body = asdict(principal)
         body["roles"] = sorted(principal.roles)
+        body["role_names"] = list(principal.role_names)
         await self._redis.set(self._prefix + session_id, json.dumps(body), ex=self.ttl_seconds)
         return session_id
 
@@ -35,6 +36,7 @@ class SessionStore:
             return None
         body = json.loads(raw)
         body["roles"] = frozenset(body.get("roles", []))
+        body["role_names"] = tuple(body.get("role_names", []))
         return Principal(**body)
 
     async def delete(self, session_id: str) -> None:

@@ -43,8 +43,8 @@ def channel_message(msg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def author(user_id: str | None, username: str | None) -> dict[str, Any]:
-    return {"id": user_id, "username": username, "avatar": None}
+def author(user_id: str | None, username: str | None, avatar: str | None = None) -> dict[str, Any]:
+    return {"id": user_id, "username": username, "avatar": avatar}
 
 
 def _rooms(conversation_id: str, thread_id: str | None) -> str | tuple[str, ...]:
@@ -53,7 +53,15 @@ def _rooms(conversation_id: str, thread_id: str | None) -> str | tuple[str, ...]
 
 
 def _actor(env: Envelope) -> dict[str, Any]:
-    return author(env.actor.userId if env.actor else None, env.actor.username if env.actor else None)
+    if env.actor is None:
+        return author(None, None)
+    return author(env.actor.userId, env.actor.username, env.actor.avatar)
+
+
+def _sender(env: Envelope, msg: dict[str, Any]) -> dict[str, Any]:
+    """The message's author; their avatar is the token's of whoever sent it (the event's actor)."""
+    avatar = env.actor.avatar if env.actor is not None and env.actor.userId == msg["senderId"] else None
+    return author(msg["senderId"], msg.get("senderName"), avatar)
 
 
 def _new_message(env: Envelope) -> Iterator[Delivery]:
@@ -62,7 +70,7 @@ def _new_message(env: Envelope) -> Iterator[Delivery]:
         return  # agents' notes live in the support dialect's agents room only
     payload = {
         "message": channel_message(msg),
-        "author": author(msg["senderId"], msg.get("senderName")),
+        "author": _sender(env, msg),
         "channelId": msg["conversationId"],
         "seq": msg["seq"],
     }
@@ -134,7 +142,7 @@ def _mention(env: Envelope) -> Iterator[Delivery]:
     payload = {
         "messageId": msg["messageId"],
         "text": msg.get("content", ""),
-        "author": author(msg["senderId"], msg.get("senderName")),
+        "author": _sender(env, msg),
         "channelId": msg["conversationId"],
         "threadId": msg.get("threadId"),
         "seq": msg["seq"],

@@ -45,7 +45,7 @@ def _token_for(request: Request, principal: Principal, claim: str = "tenantId") 
     return mint_token(
         settings.jwt_secret,
         user_id=principal.user_id,
-        roles=sorted(principal.roles),
+        roles=principal.spelled_roles,
         tenant=principal.tenant,
         tenant_claim=claim,
         ttl_seconds=settings.access_token_ttl_seconds,
