@@ -11,10 +11,13 @@ import aiohttp
 
 
 class RawSocket:
-    def __init__(self, base_url: str, namespace: str = "/", auth: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, base_url: str, namespace: str = "/", auth: dict[str, Any] | None = None, origin: str | None = None
+    ) -> None:
         self.url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
         self.namespace = namespace
         self.auth = auth
+        self.origin = origin
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.received: list[str] = []
@@ -29,7 +32,9 @@ class RawSocket:
     async def connect(self, timeout: float = 10.0) -> dict[str, Any]:
         """Open the transport and the namespace; returns the CONNECT answer's data (or raises on refusal)."""
         self.session = aiohttp.ClientSession()
-        self.ws = await self.session.ws_connect(self.url, timeout=aiohttp.ClientWSTimeout(ws_close=timeout))
+        self.ws = await self.session.ws_connect(
+            self.url, timeout=aiohttp.ClientWSTimeout(ws_close=timeout), origin=self.origin
+        )
         self._reader = asyncio.create_task(self._read())
         await self.wait_frame(lambda f: f.startswith("0{"), timeout)
         await self.send("40" + self.prefix + (json.dumps(self.auth) if self.auth else ""))

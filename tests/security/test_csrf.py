@@ -3,10 +3,12 @@ and only with a JSON body (issue 13, finding 5). Bearer tokens are not ambient: 
 
 from __future__ import annotations
 
+import aiohttp
 import httpx
 import pytest
 
 from tests.security.conftest import ALLOWED_ORIGIN
+from tests.security.raw import RawSocket
 
 pytestmark = pytest.mark.e2e
 
@@ -71,3 +73,15 @@ async def test_allowed_origins_and_own_host_and_tokens_still_write(gateways, min
             headers={"authorization": f"Bearer {token}", "origin": "http://evil.example"},
         )
         assert response.status_code == 201, response.text
+
+
+async def test_socket_handshakes_from_a_foreign_origin_are_refused(gateways, mint):
+    token = mint("v-origin", "visitor")
+    foreign = RawSocket(gateways[0], auth={"token": token}, origin="http://evil.example")
+    try:
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await foreign.connect()
+    finally:
+        await foreign.close()
+    async with RawSocket(gateways[1], auth={"token": token}, origin=ALLOWED_ORIGIN) as allowed:
+        assert (await allowed.call("health-check"))["success"] is True
