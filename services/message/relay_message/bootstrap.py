@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import AsyncMongoClient
-from relay_broker import Broker, Topology, serve_commands
+from relay_broker import Broker, CommandHandler, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
@@ -35,7 +36,7 @@ class MessageSettings(RelaySettings):
 class MessageService:
     settings: MessageSettings
     broker: Broker
-    mongo: AsyncMongoClient
+    mongo: AsyncMongoClient[dict[str, Any]]
     deps: Deps
 
     async def start(self) -> None:
@@ -46,7 +47,9 @@ class MessageService:
             await self.deps.files.ensure_indexes()
         queue = await self.broker.declare_service_queue(SERVICE, ["conversation.#", "message.#", "file.#"])
         every = {**HANDLERS, **FILE_HANDLERS, **channels.HANDLERS, **changes.HANDLERS, **receipts.HANDLERS}
-        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in every.items()}
+        handlers: dict[str, CommandHandler] = {
+            name: functools.partial(fn, deps=self.deps) for name, fn in every.items()
+        }
         await serve_commands(
             self.broker, queue, handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
         )

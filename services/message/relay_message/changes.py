@@ -3,7 +3,6 @@ reactions, threads, and the sync a reconnecting client asks for."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +13,7 @@ from relay_contracts.envelope import iso
 from relay_message import domain
 from relay_message.handlers import (
     Deps,
+    Handler,
     _actor,
     _readable,
     announce,
@@ -170,7 +170,7 @@ async def sync_messages(env: Envelope, deps: Deps) -> dict[str, Any]:
     }
 
 
-HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
+HANDLERS: dict[str, Handler] = {
     m.EDIT_MESSAGE: edit_message,
     m.DELETE_MESSAGE: delete_message,
     m.REACT_MESSAGE: react,

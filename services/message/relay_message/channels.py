@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +9,7 @@ from relay_contracts import Envelope, ErrorCode, RelayError
 from relay_contracts import messages as m
 
 from relay_message import domain
-from relay_message.handlers import Deps, _actor, announce, open_conversation
+from relay_message.handlers import Deps, Handler, _actor, announce, open_conversation
 
 
 async def _channel(deps: Deps, env: Envelope, conversation_id: str) -> dict[str, Any]:
@@ -99,7 +98,7 @@ async def _announce_members(deps: Deps, env: Envelope, conversation_id: str, add
         await announce(deps, env, "user", user, m.MEMBERS_ADDED, data)
 
 
-HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
+HANDLERS: dict[str, Handler] = {
     m.CREATE_CHANNEL: create_channel,
     m.LIST_CHANNELS: list_channels,
     m.JOIN_CHANNEL: join_channel,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from relay_contracts.envelope import iso
 
 from relay_message import domain
 from relay_message.adapters.files import FileRepo
-from relay_message.handlers import Deps, _actor, _readable
+from relay_message.handlers import Deps, Handler, _actor, _readable
 
 
 def _repo(deps: Deps) -> FileRepo:
@@ -137,7 +136,7 @@ async def read_chunk(env: Envelope, deps: Deps) -> dict[str, Any]:
     return {"fileId": cmd.fileId, "n": cmd.n, "data": base64.b64encode(data).decode()}
 
 
-FILE_HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
+FILE_HANDLERS: dict[str, Handler] = {
     f.FILE_BEGIN: begin_upload,
     f.FILE_CHUNK: upload_chunk,
     f.FILE_COMMIT: commit_upload,

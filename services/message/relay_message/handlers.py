@@ -5,21 +5,27 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 from relay_contracts import Envelope, ErrorCode, RelayError, new_id
 from relay_contracts import messages as m
 from relay_contracts.envelope import iso
-from relay_contracts.routing import event_key
+from relay_contracts.routing import Scope, event_key
 
 from relay_message import domain
 from relay_message.adapters.files import FileRepo
 from relay_message.adapters.repo import ConversationRepo, MessageRepo, SeqConflict
 
 Publish = Callable[[str, Envelope], Awaitable[None]]
-Handler = Callable[[Envelope, "Deps"], Awaitable[Any]]
+
+
+class Handler(Protocol):
+    """A command handler: bootstrap binds `deps` by name (functools.partial)."""
+
+    def __call__(self, env: Envelope, deps: Deps) -> Awaitable[Any]: ...
+
 
 MAX_SEQ_RETRIES = 20
 
@@ -39,7 +45,7 @@ def _actor(env: Envelope) -> tuple[str, tuple[str, ...]]:
     return env.actor.userId, tuple(r.lower() for r in env.actor.roles)
 
 
-async def announce(deps: Deps, env: Envelope, scope: str, target: str, event_type: str, data: dict[str, Any]) -> None:
+async def announce(deps: Deps, env: Envelope, scope: Scope, target: str, event_type: str, data: dict[str, Any]) -> None:
     """Publish the domain event `event_type` this command caused, routed to `scope`/`target`, after its write."""
     await deps.publish(event_key(env.tenant, scope, target, event_type), env.caused(event_type, data))
 

@@ -21,7 +21,7 @@ BUCKET = "attachments"
 
 
 class FileRepo:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._files = db[f"{BUCKET}.files"]
         self._chunks = db[f"{BUCKET}.chunks"]
         self._uploads = db[f"{BUCKET}.uploads"]

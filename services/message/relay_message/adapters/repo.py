@@ -29,7 +29,7 @@ class SeqConflict(Exception):
 
 
 class ConversationRepo:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._col = db["conversations"]
 
     async def ensure_indexes(self) -> None:
@@ -150,7 +150,7 @@ class ConversationRepo:
 
 
 class MessageRepo:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._col = db["messages"]
         # one writer per conversation in this process; the unique index settles it across processes
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
