@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from relay_broker import Broker, Topology, serve_commands
+from relay_broker import Broker, CommandHandler, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
@@ -61,7 +61,9 @@ class PresenceService:
         await self.broker.connect()
         self.started_at = time.time()
         queue = await self.broker.declare_service_queue(SERVICE, ["presence.#"])
-        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
+        handlers: dict[str, CommandHandler] = {
+            name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()
+        }
         await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE), transient=REDIS_DOWN)
         self._queue = queue
         assert self.broker.connection is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from relay_contracts import Envelope, ErrorCode, RelayError, utcnow_iso
 from relay_contracts import presence as p
@@ -242,7 +242,13 @@ async def sweep(deps: Deps, *, started_at: float) -> None:
         await update_user(deps, tenant, user_id, lambda s: s.idle(now, deps.idle_seconds), correlation_id=cid)
 
 
-HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
+class Handler(Protocol):
+    """A command handler: bootstrap binds `deps` by name (functools.partial)."""
+
+    def __call__(self, env: Envelope, deps: Deps) -> Awaitable[Any]: ...
+
+
+HANDLERS: dict[str, Handler] = {
     p.CONNECT: connect,
     p.DISCONNECT: disconnect,
     p.HEARTBEAT: heartbeat,

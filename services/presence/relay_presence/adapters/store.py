@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from relay_contracts.presence import liveness_key
@@ -84,7 +84,7 @@ class PresenceStore:
         try:
             yield
         finally:
-            await self.redis.eval(_RELEASE, 1, key, token)  # type: ignore[misc]
+            await self.redis.eval(_RELEASE, 1, key, token)
 
     async def load(self, tenant: str, user_id: str) -> tuple[UserPresence, Snapshot]:
         """One user's presence; call under `lock(member(tenant, user_id))` and `save` it after."""
@@ -142,7 +142,7 @@ class PresenceStore:
     # replicas
     async def beat(self, incarnation: str, replica_id: str, now: float) -> str | None:
         """Record a heartbeat; returns the previous incarnation of this replica id, if it changed."""
-        previous = await self.redis.hget(f"{self.p}:boots", replica_id)
+        previous = cast(str | None, await self.redis.hget(f"{self.p}:boots", replica_id))
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.liveness, incarnation, now)
         pipe.hset(f"{self.p}:boots", replica_id, incarnation)
@@ -151,13 +151,13 @@ class PresenceStore:
 
     async def touch_replica(self, incarnation: str, now: float) -> None:
         """Know a replica from its first socket, so it is reaped even if it dies before a heartbeat."""
-        await self.redis.hsetnx(self.liveness, incarnation, now)  # type: ignore[misc]
+        await self.redis.hsetnx(self.liveness, incarnation, now)
 
     async def replicas(self) -> dict[str, float]:
-        return {k: float(v) for k, v in (await self.redis.hgetall(self.liveness)).items()}
+        return {k: float(v) for k, v in cast(dict[str, str], await self.redis.hgetall(self.liveness)).items()}
 
     async def replica_sockets(self, incarnation: str) -> list[tuple[str, str, str]]:
-        members = await self.redis.smembers(self.replica_key(incarnation))
+        members = cast(set[str], await self.redis.smembers(self.replica_key(incarnation)))
         return [tuple(m.split(SEP, 2)) for m in members]  # type: ignore[misc]
 
     async def socket_age(self, tenant: str, user_id: str, sid: str, now: float) -> float:
@@ -173,12 +173,12 @@ class PresenceStore:
 
     # sweeps
     async def due(self, index: str, until: float) -> list[tuple[str, str]]:
-        members = await self.redis.zrangebyscore(f"{self.p}:{index}", "-inf", until)
+        members = cast(list[str], await self.redis.zrangebyscore(f"{self.p}:{index}", "-inf", until))
         return [tuple(m.split(SEP, 1)) for m in members]  # type: ignore[misc]
 
     # queries
     async def active(self, tenant: str) -> list[UserPresence]:
-        ids = sorted(await self.redis.smembers(self.online_key(tenant)))
+        ids = sorted(cast(set[str], await self.redis.smembers(self.online_key(tenant))))
         if not ids:
             return []
         raws = await self.redis.mget([self._user_key(tenant, uid) for uid in ids])
