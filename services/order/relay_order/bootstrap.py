@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 
-from relay_broker import Broker, Topology, serve_commands
+from relay_broker import Broker, CommandHandler, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
@@ -42,7 +42,9 @@ class OrderService:
         await self.deps.orders.ensure_indexes()
         # commands only: events of the same names travel on relay.events, never to this queue
         self.queue = await self.broker.declare_service_queue(SERVICE, ["order.#"])
-        handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
+        handlers: dict[str, CommandHandler] = {
+            name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()
+        }
         await serve_commands(
             self.broker, self.queue, handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
         )

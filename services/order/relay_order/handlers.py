@@ -7,7 +7,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from relay_contracts import Envelope, ErrorCode, RelayError, utcnow_iso
 from relay_contracts import orders as o
@@ -214,7 +214,13 @@ async def list_orders(env: Envelope, deps: Deps) -> list[dict[str, Any]]:
     return [domain.public_order(to_order(d)) for d in docs]
 
 
-HANDLERS: dict[str, Callable[[Envelope, Deps], Awaitable[Any]]] = {
+class Handler(Protocol):
+    """A command handler: bootstrap binds `deps` by name (functools.partial)."""
+
+    def __call__(self, env: Envelope, deps: Deps) -> Awaitable[Any]: ...
+
+
+HANDLERS: dict[str, Handler] = {
     o.CREATE_ORDER: create_order,
     o.ADD_ITEM: add_item,
     o.CONFIRM_ORDER: confirm_order,
