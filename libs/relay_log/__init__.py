@@ -21,6 +21,7 @@ __all__ = [
     "clear_contextvars",
     "configure_logging",
     "current_correlation_id",
+    "get_contextvars",
     "get_logger",
     "new_correlation_id",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import socketio
 from redis.asyncio import Redis
@@ -42,7 +43,7 @@ class Gateway:
     on_principal: list[ConnectionHook] = field(default_factory=list)
     on_disconnect: list[ConnectionHook] = field(default_factory=list)
     # background work a feature runs while the replica is up (started by GatewayApp.start, cancelled at close)
-    on_start: list[Callable[[Gateway], Awaitable[None]]] = field(default_factory=list)
+    on_start: list[Callable[[Gateway], Coroutine[Any, Any, None]]] = field(default_factory=list)
     limiter: RateLimiter | None = None  # per-user limits shared across replicas (None: unlimited)
     # called (synchronously, keep it cheap) for every socket event an authenticated connection sends
     on_activity: list[Callable[[Gateway, Connection, str], None]] = field(default_factory=list)

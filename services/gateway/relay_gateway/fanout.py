@@ -105,7 +105,7 @@ class FrameWriter:
 
 def frame_writer_for(ws: Any, limit: int, sid: str) -> FrameWriter | None:
     """A writer for an accepted ASGI WebSocket, or None where the fast path does not apply."""
-    protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
+    protocol: Any = getattr(getattr(ws, "asgi_send", None), "__self__", None)
     if type(protocol).__name__ != "WebSocketsSansIOProtocol":
         return None
     if protocol.conn.extensions:  # permessage-deflate: frames must be compressed per socket
@@ -118,6 +118,7 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
 
     writer: FrameWriter | None = None
     send_buffer_limit: int = 1 << 20
+    connected: bool  # set by AsyncSocket (untyped)
 
     async def send(self, pkt: eio_packet.Packet) -> None:
         writer = self.writer

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client.metrics import MetricWrapperBase
 from relay_auth import Principal
@@ -180,7 +180,7 @@ def _ms(seconds: float | None) -> float | None:
 
 async def live_replicas(gw: Gateway) -> list[dict[str, Any]]:
     zset, prefix = _keys(gw)
-    ids = await gw.redis.zrangebyscore(zset, time.time() - STALE_SECONDS, "+inf")
+    ids = cast(list[str], await gw.redis.zrangebyscore(zset, time.time() - STALE_SECONDS, "+inf"))
     if not ids:
         return []
     bodies = await gw.redis.mget([prefix + i for i in ids])

@@ -8,7 +8,7 @@ their channel list: the channels feature sends it (`sockets/channels.py`, `on_pr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from relay_contracts import Envelope
@@ -21,11 +21,13 @@ NAMESPACE = "/"
 
 
 def _came_online(data: dict[str, Any]) -> bool:
-    return data["previous"] == "offline" and data["status"] != "offline"
+    came: bool = data["previous"] == "offline" and data["status"] != "offline"
+    return came
 
 
 def _went_offline(data: dict[str, Any]) -> bool:
-    return data["status"] == "offline"
+    went: bool = data["status"] == "offline"
+    return went
 
 
 def _users(env: Envelope) -> Iterator[Delivery]:
@@ -61,13 +63,14 @@ def user_presence_payload(data: dict[str, Any]) -> dict[str, Any]:
 
 def _emit(env: Envelope) -> Iterator[Delivery]:
     cmd = p.Emit.model_validate(env.data)
-    room = {
+    rooms: dict[str, Callable[[], str]] = {
         "user": lambda: user_room(cmd.target),
         "role": lambda: role_room(cmd.target),
         "room": lambda: cmd.target,
         "tenant": tenant_room,
         "all": lambda: EVERYONE,
-    }[cmd.scope]()
+    }
+    room = rooms[cmd.scope]()
     yield Delivery(cmd.namespace, room, cmd.event, cmd.payload)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -44,7 +44,7 @@ class FilePath(BaseModel):
     fileId: f.FileId
 
 
-async def _limited(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
+async def _limited(request: Request, max_bytes: int) -> AsyncGenerator[bytes, None]:
     received = 0
     async for chunk in request.stream():
         received += len(chunk)

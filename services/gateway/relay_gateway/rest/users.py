@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from relay_gateway.presence import shown_user as sender
 from relay_gateway.rest.edge import caller, documented, gateway, read_body
 from relay_gateway.rooms import role_room, scoped, tenant_room, user_room
-from relay_gateway.sockets.users import check_text, emit_everywhere, require_online, sender
+from relay_gateway.sockets.users import check_text, emit_everywhere, require_online
 
 MAX_BODY = 64 * 1024
 NotificationType = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
