@@ -134,7 +134,8 @@ class RelaySocket:
 
     @property
     def sid(self) -> str | None:
-        return self.sio.get_sid(self.namespace)
+        sid: str | None = self.sio.get_sid(self.namespace)
+        return sid
 
     async def emit(self, event: str, data: Any = None) -> None:
         await self.sio.emit(event, data, namespace=self.namespace)
@@ -252,7 +253,7 @@ class RelayClient:
             data={"chatId": chat_id},
             headers=self._headers(),
         )
-        body = response.json() if response.content else None
+        body: Any = response.json() if response.content else None
         if response.status_code != 201:
             raise RelayError(response.status_code, body)
         result: dict[str, Any] = body
