@@ -128,3 +128,19 @@ def test_minted_dev_token_round_trips():
     token = mint_token(SECRET, user_id="k1", roles=["KITCHEN"], tenant="rest-a", tenant_claim="restaurantId")
     p = verifier().verify(token)
     assert (p.user_id, p.tenant, p.roles) == ("k1", "rest-a", frozenset({"kitchen"}))
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", ["9999999999", True, None, [1]])
+def test_time_claims_must_be_numbers(name, value):
+    token = jwt.encode(claims(**{name: value}), SECRET, "HS256")
+    with pytest.raises(AuthError) as refused:
+        verifier().verify(token)
+    assert refused.value.code == "AUTH_REQUIRED" and name in refused.value.message
+
+
+def test_roles_are_checked_ignoring_case_and_shown_as_spelled():
+    token = jwt.encode(claims(roles=["ADMIN", "Agent", "admin"], role="ADMIN"), SECRET, "HS256")
+    p = verifier().verify(token)
+    assert p.is_admin and p.is_agent and p.has_role("agent")
+    assert p.public()["roles"] == ["ADMIN", "Agent"] and p.public()["role"] == "ADMIN"
