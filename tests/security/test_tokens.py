@@ -18,9 +18,12 @@ from tests.security.raw import RawSocket
 pytestmark = pytest.mark.e2e
 
 
+DAY = 86_400  # tokens are made at import: they must outlive a long test run, not test expiry
+
+
 def _claims(**extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"sub": "v-jwt", "roles": ["visitor"], "tenantId": "acme", "iat": now, "exp": now + 600, **extra}
+    return {"sub": "v-jwt", "roles": ["visitor"], "tenantId": "acme", "iat": now, "exp": now + DAY, **extra}
 
 
 def _b64(data: bytes) -> str:
@@ -52,7 +55,7 @@ ATTACKS: dict[str, tuple[str, str]] = {
     "wrong key": (jwt.encode(_claims(), "not-the-secret-at-all-0123456789abcdef", algorithm="HS256"), "AUTH_REQUIRED"),
     "expired": (jwt.encode(_claims(exp=NOW - 60), SECRET, algorithm="HS256"), "TOKEN_EXPIRED"),
     "not yet valid": (jwt.encode(_claims(nbf=NOW + 3600), SECRET, algorithm="HS256"), "AUTH_REQUIRED"),
-    "exp as string": (jwt.encode(_claims(exp=str(NOW + 600)), SECRET, algorithm="HS256"), "AUTH_REQUIRED"),
+    "exp as string": (jwt.encode(_claims(exp=str(NOW + DAY)), SECRET, algorithm="HS256"), "AUTH_REQUIRED"),
     "nbf as string": (jwt.encode(_claims(nbf=str(NOW - 10)), SECRET, algorithm="HS256"), "AUTH_REQUIRED"),
     "iat as string": (jwt.encode(_claims(iat=str(NOW)), SECRET, algorithm="HS256"), "AUTH_REQUIRED"),
     "exp as bool": (jwt.encode(_claims(exp=True), SECRET, algorithm="HS256"), "AUTH_REQUIRED"),
