@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from relay_contracts import RelayError
+from relay_contracts import messages as m
 from relay_gateway.inbound import check_inbound
 from relay_gateway.packets import GuardedPacket, MalformedPacket, namespace_of
 
@@ -61,3 +63,20 @@ def test_a_proper_binary_packet_decodes():
 )
 def test_the_namespace_of_an_undecodable_packet(raw, namespace):
     assert namespace_of(raw) == namespace
+
+
+@pytest.mark.parametrize(
+    ("model", "data"),
+    [
+        (m.GetHistory, {"conversationId": "c", "afterSeq": 10**30}),
+        (m.GetHistory, {"conversationId": "c", "before": 2**63}),
+        (m.SyncMessages, {"conversationId": "c", "afterSeq": 2**53}),
+        (m.SyncMessages, {"conversationId": "c", "afterSeq": True}),
+        (m.ReactToMessage, {"conversationId": "c", "messageId": "m", "emoji": "a b"}),
+        (m.ReactToMessage, {"conversationId": "c", "messageId": "m", "emoji": "\x00"}),
+    ],
+)
+def test_services_refuse_what_the_edge_refuses(model, data):
+    """A command that reached a service without the gateway's checks still cannot crash its handler."""
+    with pytest.raises(ValidationError):
+        model.model_validate(data)
