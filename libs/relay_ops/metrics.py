@@ -16,6 +16,8 @@ COMMAND_SECONDS = Histogram(
 )
 ERRORS = Counter("relay_errors_total", "Refusals and failures by error code", ["service", "code"])
 CONSUMER_LAG = Gauge("relay_consumer_lag_messages", "Messages waiting in a consumed queue", ["service", "queue"])
+DEAD_LETTERS = Gauge("relay_dead_letter_messages", "Commands parked in the dead-letter queue (each service samples it)")
+READY = Gauge("relay_ready", "1 while a readiness check passes, evaluated at every /readyz and /metrics", ["check"])
 
 
 def command_observer(service: str):  # type: ignore[no-untyped-def]
@@ -27,12 +29,23 @@ def command_observer(service: str):  # type: ignore[no-untyped-def]
     return observe
 
 
-async def sample_consumer_lag(channel: Any, service: str, queue_name: str, *, every: float = 5.0) -> None:
-    """Keep CONSUMER_LAG of `queue_name` current; `channel` is a spare one (a failed passive declare closes it)."""
+async def sample_consumer_lag(
+    connection: Any, service: str, queue_name: str, *, dead_letter_queue: str | None = None, every: float = 5.0
+) -> None:
+    """Keep CONSUMER_LAG of `queue_name` (and DEAD_LETTERS) current, on a probe channel of their own:
+    a failed passive declare closes its channel, so a closed probe is replaced."""
+    sampled = {queue_name: CONSUMER_LAG.labels(service, queue_name)}
+    if dead_letter_queue is not None:
+        sampled[dead_letter_queue] = DEAD_LETTERS
+    probe = await connection.channel()
     while True:
-        try:
-            declared = await channel.declare_queue(queue_name, passive=True)
-            CONSUMER_LAG.labels(service, queue_name).set(declared.declaration_result.message_count or 0)
-        except Exception:
-            logging.getLogger(__name__).warning("lag sample of %s failed", queue_name)
+        for name, gauge in sampled.items():
+            try:
+                # robust=False: a robust channel answers a repeated passive declare from its cache, stale
+                declared = await probe.declare_queue(name, passive=True, robust=False)
+                gauge.set(declared.declaration_result.message_count or 0)
+            except Exception:
+                logging.getLogger(__name__).warning("lag sample of %s failed", name)
+                if probe.is_closed:
+                    probe = await connection.channel()
         await asyncio.sleep(every)

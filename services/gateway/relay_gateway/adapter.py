@@ -15,6 +15,8 @@ from typing import Any
 import socketio
 from relay_log import get_logger
 
+from relay_gateway.metrics import ADAPTER_LISTENER_LOST
+
 log = get_logger(__name__)
 
 MAX_RETRY_SECONDS = 5.0
@@ -40,6 +42,7 @@ class ObservableRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 raise
             except Exception as exc:
                 self.subscribed = False
+                ADAPTER_LISTENER_LOST.inc()
                 log.error("adapter.listener_lost", error=str(exc), retry_in=retry_sleep)
                 await asyncio.sleep(retry_sleep)
                 retry_sleep = min(retry_sleep * 2, MAX_RETRY_SECONDS)

@@ -14,6 +14,9 @@ DELIVERY_SECONDS = Histogram(
 )
 BINDINGS = Gauge("relay_gateway_bindings", "Event-queue bindings held for local interest", ["replica"])
 ROOMS = Gauge("relay_gateway_rooms", "Rooms with local members", ["replica", "namespace"])
+ADAPTER_LISTENER_LOST = Counter(
+    "relay_gateway_adapter_listener_lost_total", "Times the Redis adapter's subscription was lost (then retried)"
+)
 DUPLICATES_DROPPED = Counter("relay_gateway_duplicate_events_total", "Redelivered events dropped by id")
 COMMANDS = Counter("relay_gateway_commands_total", "Commands sent to the services", ["type"])
 COMMAND_ROUND_TRIP = Histogram(
