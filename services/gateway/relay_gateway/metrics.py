@@ -17,6 +17,9 @@ ROOMS = Gauge("relay_gateway_rooms", "Rooms with local members", ["replica", "na
 ADAPTER_LISTENER_LOST = Counter(
     "relay_gateway_adapter_listener_lost_total", "Times the Redis adapter's subscription was lost (then retried)"
 )
+SLOW_CONSUMERS = Counter(
+    "relay_gateway_slow_consumers_total", "Sockets disconnected because their unsent bytes passed WS_SEND_BUFFER_BYTES"
+)
 DUPLICATES_DROPPED = Counter("relay_gateway_duplicate_events_total", "Redelivered events dropped by id")
 COMMANDS = Counter("relay_gateway_commands_total", "Commands sent to the services", ["type"])
 COMMAND_ROUND_TRIP = Histogram(
