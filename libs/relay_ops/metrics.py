@@ -29,23 +29,28 @@ def command_observer(service: str):  # type: ignore[no-untyped-def]
     return observe
 
 
-async def sample_consumer_lag(
-    connection: Any, service: str, queue_name: str, *, dead_letter_queue: str | None = None, every: float = 5.0
-) -> None:
-    """Keep CONSUMER_LAG of `queue_name` (and DEAD_LETTERS) current, on a probe channel of their own:
-    a failed passive declare closes its channel, so a closed probe is replaced."""
-    sampled = {queue_name: CONSUMER_LAG.labels(service, queue_name)}
-    if dead_letter_queue is not None:
-        sampled[dead_letter_queue] = DEAD_LETTERS
-    probe = await connection.channel()
+async def sample_consumer_lag(channel: Any, service: str, queue_name: str, *, every: float = 5.0) -> None:
+    """Keep CONSUMER_LAG of `queue_name` current; `channel` is a spare one (a failed passive declare closes it)."""
     while True:
-        for name, gauge in sampled.items():
-            try:
-                # robust=False: a robust channel answers a repeated passive declare from its cache, stale
-                declared = await probe.declare_queue(name, passive=True, robust=False)
-                gauge.set(declared.declaration_result.message_count or 0)
-            except Exception:
-                logging.getLogger(__name__).warning("lag sample of %s failed", name)
-                if probe.is_closed:
-                    probe = await connection.channel()
+        try:
+            # robust=False: a robust channel answers a repeated passive declare from its cache, stale
+            declared = await channel.declare_queue(queue_name, passive=True, robust=False)
+            CONSUMER_LAG.labels(service, queue_name).set(declared.declaration_result.message_count or 0)
+        except Exception:
+            logging.getLogger(__name__).warning("lag sample of %s failed", queue_name)
+        await asyncio.sleep(every)
+
+
+async def sample_dead_letters(broker: Any, *, every: float = 5.0) -> None:
+    """Keep DEAD_LETTERS current from `broker`'s dead-letter queue, on a probe channel of its own that
+    is replaced when a failed passive declare (the queue deleted by hand) closes it."""
+    probe = None
+    while True:
+        try:
+            if probe is None or probe.is_closed:
+                probe = await broker.connection.channel()
+            declared = await probe.declare_queue(broker.topology.dead_letter_queue, passive=True, robust=False)
+            DEAD_LETTERS.set(declared.declaration_result.message_count or 0)
+        except Exception:
+            logging.getLogger(__name__).warning("dead-letter sample failed")
         await asyncio.sleep(every)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import run_service
-from relay_ops.metrics import command_observer, sample_consumer_lag
+from relay_ops.metrics import CONSUMER_LAG, command_observer, sample_dead_letters
 
 from relay_message import changes, channels, receipts
 from relay_message.adapters.files import FileRepo
@@ -50,15 +51,22 @@ class MessageService:
             self.broker, queue, handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
         )
         self._queue = queue
+        # passive declares close their channel on failure: probe on a channel of their own
+        assert self.broker.connection is not None
+        self._probe = await self.broker.connection.channel()
         log.info("message.started", queue=queue.name)
 
     async def ready(self) -> bool:
         return self.broker.is_connected and await ping(self.mongo[self.settings.database_name])
 
     async def sample_lag(self) -> None:
-        assert self.broker.connection is not None
-        dead_letters = self.broker.topology.dead_letter_queue
-        await sample_consumer_lag(self.broker.connection, SERVICE, self._queue.name, dead_letter_queue=dead_letters)
+        while True:
+            try:
+                declared = await self._probe.declare_queue(self._queue.name, passive=True)
+                CONSUMER_LAG.labels(SERVICE, self._queue.name).set(declared.declaration_result.message_count or 0)
+            except Exception:
+                log.warning("message.lag_sample_failed")
+            await asyncio.sleep(5)
 
     async def close(self) -> None:
         await self.broker.close()
@@ -88,5 +96,5 @@ async def run() -> None:
         host=settings.ops_host,
         port=settings.message_ops_port,
         checks={"broker+mongo": service.ready},
-        jobs=[service.sample_lag],
+        jobs=[service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 from relay_broker import Broker, Topology, serve_commands
@@ -10,7 +11,7 @@ from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import run_service
-from relay_ops.metrics import command_observer, sample_consumer_lag
+from relay_ops.metrics import CONSUMER_LAG, command_observer, sample_dead_letters
 
 from relay_order.adapters.repo import OrderRepo
 from relay_order.handlers import HANDLERS, Deps
@@ -18,6 +19,7 @@ from relay_order.handlers import HANDLERS, Deps
 log = get_logger(__name__)
 
 SERVICE = "order"
+LAG_SAMPLE_SECONDS = 5
 
 
 class OrderSettings(RelaySettings):
@@ -51,8 +53,17 @@ class OrderService:
 
     async def sample_lag(self) -> None:
         assert self.broker.connection is not None
-        dead_letters = self.broker.topology.dead_letter_queue
-        await sample_consumer_lag(self.broker.connection, SERVICE, self.queue.name, dead_letter_queue=dead_letters)
+        # a failed passive declare closes its channel, so probe on one of its own
+        probe = await self.broker.connection.channel()
+        while True:
+            try:
+                queue = await probe.declare_queue(self.queue.name, passive=True)
+                CONSUMER_LAG.labels(SERVICE, self.queue.name).set(queue.declaration_result.message_count or 0)
+            except Exception:
+                log.warning("order.lag_sample_failed")
+                if probe.is_closed:
+                    probe = await self.broker.connection.channel()
+            await asyncio.sleep(LAG_SAMPLE_SECONDS)
 
     async def close(self) -> None:
         await self.broker.close()
@@ -69,5 +80,5 @@ async def run() -> None:
         host=settings.ops_host,
         port=settings.order_ops_port,
         checks={"broker+mongo": service.ready},
-        jobs=[service.sample_lag],
+        jobs=[service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
     )
