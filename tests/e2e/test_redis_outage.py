@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from relay_devstack import Stack
+from relay_devstack.redis_server import RedisServer
 from relay_sdk import RelayClient, RelaySocket
 from relay_sdk.client import RelayError
 
 from tests.e2e.conftest import relay_stack
 from tests.e2e.outages import wait_active, wait_readiness
-from tests.e2e.redis_servers import RedisServer
 
 pytestmark = pytest.mark.e2e
 

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from relay_devstack import Stack
+from relay_devstack.redis_server import redis_cli
 from relay_sdk import RelayClient, RelaySocket
 from relay_sdk.client import RelayError
 
 from tests.e2e.conftest import relay_stack
 from tests.e2e.outages import active_users, wait_active, wait_readiness
-from tests.e2e.redis_servers import SentinelGroup, cli
+from tests.e2e.redis_servers import SentinelGroup
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +58,7 @@ async def test_a_sentinel_failover_loses_nothing_replicated_and_needs_no_restart
         await wait_active(watcher, online)
         # replication is asynchronous: what the master acknowledged in its last instant may be lost
         # (docs/redis.md); here the replica has caught up before the master dies
-        assert cli(group.master.port, "wait", "1", "2000") == "1"
+        assert redis_cli(group.master.port, "wait", "1", "2000") == "1"
 
         killed = time.monotonic()
         group.master.kill()
