@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 from redis.asyncio import Redis
 from relay_auth import mint_token
@@ -31,7 +32,7 @@ from relay_devstack.stack import free_port
 from relay_gateway.ratelimit import SLIDING_WINDOW
 from relay_sdk import RelayClient, RelaySocket
 
-from bench.procs import cpu_seconds
+from bench.procs import AMQP_URL, cpu_seconds
 from bench.wire_proxy import MONITORING, CountingMongoProxy
 
 REPORTS = Path(__file__).parent / "reports"
@@ -90,6 +91,8 @@ class Counters:
             "db": Counter({f"{c} {coll}".strip(): n for (c, coll), n in commands.items() if c not in MONITORING}),
             "db_docs": Counter({f"{c} {coll}".strip(): n for (c, coll), n in documents.items() if n}),
             "cpu_gateways": cpu_seconds(self.pids("gateway")),
+            "cpu_gateway_0": cpu_seconds(self.pids("gateway-0")),
+            "cpu_gateway_1": cpu_seconds(self.pids("gateway-1")),
             "cpu_message": cpu_seconds(self.pids("message")),
             "redis_memory": (await self.redis.info("memory"))["used_memory_dataset"],  # not client buffers
         }
@@ -106,7 +109,7 @@ def delta(before: dict[str, Any], after: dict[str, Any], idle: dict[str, Any] | 
             for name, rate in idle[key].items():
                 diff[name] -= rate * seconds
         out[key] = {k: round(v, 1) for k, v in diff.items() if v >= 0.5}
-    for key in ("cpu_gateways", "cpu_message"):
+    for key in ("cpu_gateways", "cpu_gateway_0", "cpu_gateway_1", "cpu_message"):
         out[key] = max(0.0, after[key] - before[key] - (idle[key] * seconds if idle else 0.0))
     out["redis_memory"] = after["redis_memory"] - before["redis_memory"]
     return out
@@ -158,7 +161,7 @@ async def measure(stack: Stack, counters: Counters, args: argparse.Namespace) ->
     seconds = idle_phase["seconds"]
     kinds = ("redis", "redis_in_scripts", "db", "db_docs")
     idle = {k: Counter({n: v / seconds for n, v in idle_phase[k].items()}) for k in kinds}
-    idle |= {k: idle_phase[k] / seconds for k in ("cpu_gateways", "cpu_message")}
+    idle |= {k: idle_phase[k] / seconds for k in ("cpu_gateways", "cpu_gateway_0", "cpu_gateway_1", "cpu_message")}
     report["idle_per_second"] = {
         "redis_requests": round(sum(idle["redis"].values()), 2),
         "redis_by_command": {k: round(v, 2) for k, v in sorted(idle["redis"].items())},
@@ -199,6 +202,11 @@ async def measure(stack: Stack, counters: Counters, args: argparse.Namespace) ->
         "message_service_cpu_us": round(phase["cpu_message"] / args.messages * 1e6, 1),
     }
     report["gateway_cpu_us_per_delivery"] = round(phase["cpu_gateways"] / deliveries * 1e6, 1)
+    # both replicas deliver to half the sockets; replica 0 also takes the REST sends: the difference is ingest
+    on_one = deliveries / len(urls)
+    report["gateway_cpu_us_per_delivery_fanout_only"] = round(phase["cpu_gateway_1"] / on_one * 1e6, 1)
+    ingest = phase["cpu_gateway_0"] - phase["cpu_gateway_1"]
+    report["gateway_cpu_us_per_rest_send"] = round(max(0.0, ingest) / args.messages * 1e6, 1)
 
     # typing: relayed across replicas by the Socket.IO Redis adapter
     before = await counters.read()
@@ -263,9 +271,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         mongo.stop()
         redis_server.remove()
     report["redis_capacity"] = await asyncio.to_thread(redis_capacity)
+    report["broker_capacity"] = await broker_capacity()
     report["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     report["note"] = "2-core machine shared with other engineers' tests and benchmarks while measured"
     return report
+
+
+async def broker_capacity(binds: int = 2000, messages: int = 20_000) -> dict[str, float]:
+    """What the (shared, single-node) RabbitMQ does for one client connection: queue bindings a
+    second (a gateway binds as local interest appears) and persistent messages a second published
+    with confirms into a quorum queue, 200 in flight."""
+    name = f"costs-broker-{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, auto_delete=True)
+        queue = await channel.declare_queue(exclusive=True)
+        started = time.perf_counter()
+        for n in range(binds):
+            await queue.bind(exchange, f"t.conv.{n}.#")
+        bind_rate = binds / (time.perf_counter() - started)
+        quorum = await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+        body = b"x" * 600  # about an envelope's size
+        started = time.perf_counter()
+        for first in range(0, messages, 200):
+            batch = range(first, min(first + 200, messages))
+            await asyncio.gather(
+                *(channel.default_exchange.publish(aio_pika.Message(body), quorum.name) for _ in batch)
+            )
+        publish_rate = messages / (time.perf_counter() - started)
+        await quorum.delete(if_unused=False, if_empty=False)
+        return {"binds_per_s": round(bind_rate, 1), "confirmed_quorum_publishes_per_s": round(publish_rate, 1)}
+    finally:
+        await connection.close()
 
 
 def redis_capacity(requests: int = 50_000) -> dict[str, float]:
@@ -298,7 +336,7 @@ def redis_capacity(requests: int = 50_000) -> dict[str, float]:
 def write_report(report: dict[str, Any]) -> None:
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "costs.json").write_text(json.dumps(report, indent=1) + "\n")
-    m, c = report["per_message"], report["per_connection"]
+    m, c, b = report["per_message"], report["per_connection"], report["broker_capacity"]
     line = (
         f"- {report['when']}: {report['sockets']} sockets / 2 replicas, {report['messages']} messages → per message"
         f" {m['db_commands']} db commands, {m['redis_requests']} Redis requests,"
@@ -307,7 +345,9 @@ def write_report(report: dict[str, Any]) -> None:
         f" {c['redis_memory_bytes']} B Redis; per typing {report['per_typing']['redis_requests']} Redis requests;"
         f" per session {report['per_session']['redis_memory_bytes']} B Redis; one redis-server answers"
         f" {report['redis_capacity']['rate_limit_script_per_s']:.0f} rate-limit scripts/s,"
-        f" {report['redis_capacity']['set_per_s']:.0f} SETs/s (shared machine)\n"
+        f" {report['redis_capacity']['set_per_s']:.0f} SETs/s; the broker {b['binds_per_s']:.0f} binds/s,"
+        f" {b['confirmed_quorum_publishes_per_s']:.0f} confirmed quorum publishes/s"
+        f" (shared machine)\n"
     )
     with (REPORTS / "costs.md").open("a") as md:
         md.write(line)
