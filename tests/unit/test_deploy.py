@@ -74,7 +74,9 @@ def test_every_deployment_has_probes_a_drain_and_resources() -> None:
         pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
         assert pre_stop[0] == "sleep", name
         # the kubelet kills the pod at the end of the grace period, preStop included: leave room to drain
-        assert pod["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + 20, name
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        drain = float(env.get("GATEWAY_DRAIN_SECONDS") or 10)
+        assert pod["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + drain + 10, name
         for kind in ("requests", "limits"):
             assert set(container["resources"][kind]) == {"cpu", "memory"}, (name, kind)
         assert pod["securityContext"]["runAsNonRoot"] is True, name
