@@ -25,9 +25,7 @@ async def test_consumer_lag_is_sampled_fresh_every_time(broker: Broker):
     for n in range(3):
         waiting = Envelope(type="test.wait", tenant="acme", correlationId="c", actor=Actor(userId="u"), data={"n": n})
         await broker.publish_command(waiting)
-    assert broker.connection is not None
-    probe = await broker.connection.channel()
-    sampler = asyncio.create_task(sample_consumer_lag(probe, "message", queue.name, every=0.05))
+    sampler = asyncio.create_task(sample_consumer_lag(broker.connection, "message", [queue.name], every=0.05))
     try:
         labels = {"service": "message", "queue": queue.name}
         await wait_sample("relay_consumer_lag_messages", labels, 3)

@@ -65,8 +65,6 @@ class PresenceService:
         handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
         await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE), transient=REDIS_DOWN)
         self._queue = queue
-        assert self.broker.connection is not None
-        self._probe = await self.broker.connection.channel()
         log.info(
             "presence.started", queue=queue.name, dead_after=self.settings.dead_after, grace=self.deps.grace_seconds
         )
@@ -93,7 +91,7 @@ class PresenceService:
                 log.exception("presence.sweep_failed")
 
     async def sample_lag(self) -> None:
-        await sample_consumer_lag(self._probe, SERVICE, self._queue.name)
+        await sample_consumer_lag(self.broker.connection, SERVICE, [self._queue.name])
 
     async def close(self) -> None:
         await self.broker.close()
