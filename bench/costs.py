@@ -32,7 +32,7 @@ from relay_devstack.stack import free_port
 from relay_gateway.ratelimit import SLIDING_WINDOW
 from relay_sdk import RelayClient, RelaySocket
 
-from bench.procs import AMQP_URL, cpu_seconds
+from bench.procs import AMQP_URL, cpu_seconds, rss_bytes
 from bench.wire_proxy import MONITORING, CountingMongoProxy
 
 REPORTS = Path(__file__).parent / "reports"
@@ -95,6 +95,7 @@ class Counters:
             "cpu_gateway_1": cpu_seconds(self.pids("gateway-1")),
             "cpu_message": cpu_seconds(self.pids("message")),
             "redis_memory": (await self.redis.info("memory"))["used_memory_dataset"],  # not client buffers
+            "gateway_rss": sum(rss_bytes(pid) for pid in self.pids("gateway")),
         }
 
 
@@ -112,6 +113,7 @@ def delta(before: dict[str, Any], after: dict[str, Any], idle: dict[str, Any] | 
     for key in ("cpu_gateways", "cpu_gateway_0", "cpu_gateway_1", "cpu_message"):
         out[key] = max(0.0, after[key] - before[key] - (idle[key] * seconds if idle else 0.0))
     out["redis_memory"] = after["redis_memory"] - before["redis_memory"]
+    out["gateway_rss"] = after["gateway_rss"] - before["gateway_rss"]
     return out
 
 
@@ -183,6 +185,7 @@ async def measure(stack: Stack, counters: Counters, args: argparse.Namespace) ->
     phase = delta(before, await counters.read(), idle)
     report["per_connection"] = per(phase, args.sockets) | {
         "redis_memory_bytes": round(phase["redis_memory"] / args.sockets),
+        "gateway_rss_kib": round(phase["gateway_rss"] / args.sockets / 1024, 1),
     }
     report["bindings_connected"] = await gateway_gauge(urls, "relay_gateway_bindings{")
 
@@ -342,7 +345,8 @@ def write_report(report: dict[str, Any]) -> None:
         f" {m['db_commands']} db commands, {m['redis_requests']} Redis requests,"
         f" {m['message_service_cpu_us']} µs message-service CPU; {report['gateway_cpu_us_per_delivery']} µs gateway"
         f" CPU per delivery; per connection {c['redis_requests']} Redis requests, {c['db_commands']} db commands,"
-        f" {c['redis_memory_bytes']} B Redis; per typing {report['per_typing']['redis_requests']} Redis requests;"
+        f" {c['redis_memory_bytes']} B Redis, {c['gateway_rss_kib']} KiB gateway RSS;"
+        f" per typing {report['per_typing']['redis_requests']} Redis requests;"
         f" per session {report['per_session']['redis_memory_bytes']} B Redis; one redis-server answers"
         f" {report['redis_capacity']['rate_limit_script_per_s']:.0f} rate-limit scripts/s,"
         f" {report['redis_capacity']['set_per_s']:.0f} SETs/s; the broker {b['binds_per_s']:.0f} binds/s,"
