@@ -89,6 +89,9 @@ async def test_a_sentinel_failover_loses_nothing_replicated_and_needs_no_restart
         assert during in ([], [sent["messageId"]])  # a retry with the same clientMessageId is the same message
         got = (await watcher.wait_for("message:new", count=2))[-1]
         assert (got["messageId"], got["content"]) == (sent["messageId"], "during")
+        # a new tab of the same visitor is let in on the other replica with the same cookie
+        async with RelaySocket(stack.gateway_urls[1], headers=cookie) as tab:
+            assert (await tab.wait_for("connected"))["user"]["userId"] == created.json()["visitorId"]
         # the adapter re-subscribed to the new master: typing crosses from replica 0 to replica 1
         assert (await typist.call("typing:start", {"chatId": chat_id}))["success"] is True
         assert (await watcher.wait_for("user:typing", timeout=10))["userId"] == created.json()["visitorId"]
