@@ -104,6 +104,16 @@ def test_dockerfiles_pass_hadolint() -> None:
     assert (found.returncode, found.stdout + found.stderr) == (0, "")
 
 
+def test_the_image_serves_the_web_pages_socket_io_client() -> None:
+    """A fresh clone has no web/node_modules: the image builds socket.io-client itself and says where."""
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    vendor = re.search(r"WEB_VENDOR_DIR=(\S+)", dockerfile)
+    assert vendor is not None
+    copied = re.search(r"COPY --from=web \S+/socket.io-client/dist (\S+)", dockerfile)
+    assert copied is not None and f"/app/{copied.group(1).removeprefix('./')}" == vendor.group(1)
+    assert "node_modules" in (ROOT / ".dockerignore").read_text()  # a local install never leaks in
+
+
 def test_the_image_leaves_out_every_dev_extra() -> None:
     dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
     names = {re.split(r"[<>=\[ ]", requirement)[0].lower() for requirement in dev}
