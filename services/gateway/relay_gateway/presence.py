@@ -52,6 +52,8 @@ class PresenceReporter:
             await gw.sio.enter_room(conn.sid, scoped(principal.tenant, role_room(role)), namespace=conn.namespace)
         await gw.sio.enter_room(conn.sid, scoped(p.EVERYONE_TENANT, EVERYONE), namespace=conn.namespace)
         self._ensure_heartbeat()
+        # connecting is activity: the first event the socket sends need not report it again
+        self._note_activity(principal.tenant, principal.user_id)
         data = {
             "sid": conn.sid,
             "replica": self.incarnation,
@@ -68,15 +70,21 @@ class PresenceReporter:
         principal = conn.principal
         if principal is None or event in QUIET_EVENTS:
             return
-        key, now = (principal.tenant, principal.user_id), time.monotonic()
-        if now - self._last_activity.get(key, -1e9) < gw.settings.presence_activity_seconds:
+        if not self._note_activity(principal.tenant, principal.user_id):
             return
-        if len(self._last_activity) > 50_000:
-            self._last_activity.clear()  # only a throttle: forgetting costs one extra report per user
-        self._last_activity[key] = now
         task = asyncio.create_task(self._send(principal, p.ACTIVITY, {}))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _note_activity(self, tenant: str, user_id: str) -> bool:
+        """Record activity now; False when the user's last report is recent enough to skip this one."""
+        key, now = (tenant, user_id), time.monotonic()
+        if now - self._last_activity.get(key, -1e9) < self.gw.settings.presence_activity_seconds:
+            return False
+        if len(self._last_activity) > 50_000:
+            self._last_activity.clear()  # only a throttle: forgetting costs one extra report per user
+        self._last_activity[key] = now
+        return True
 
     async def _send(self, principal: Principal, command: str, data: dict[str, Any]) -> None:
         try:
@@ -94,7 +102,7 @@ class PresenceReporter:
 
     async def _beat(self) -> None:
         every = self.gw.settings.heartbeat_every
-        disagreed = 0
+        previous = (-1, -1)
         while True:
             try:
                 # straight to Redis: liveness must not wait behind a backlog of presence commands
@@ -105,10 +113,12 @@ class PresenceReporter:
                 mine = [c for c in self.gw.connections.values() if c.principal is not None]
                 beat = {"replica": self.incarnation, "replicaId": self.gw.settings.replica_id, "sockets": len(mine)}
                 answer = await self.gw.bus.call_envelope(self._envelope(p.HEARTBEAT, beat), timeout=max(1.0, every))
-                # reports in flight explain one disagreement; two in a row mean one was lost: resync
-                disagreed = disagreed + 1 if answer.get("known") != len(mine) else 0
-                if disagreed >= 2:
-                    disagreed = 0
+                # reports in flight explain a disagreement while either count still moves (a connect storm
+                # queued at the service); the same disagreement on two beats in a row means one was lost: resync
+                counts = (len(mine), int(answer.get("known", -1)))
+                stuck = counts[0] != counts[1] and counts == previous
+                previous = (-1, -1) if stuck else counts
+                if stuck:
                     await self.gw.bus.send_envelope(self._envelope(p.SYNC, self._snapshot(mine)))
             except Exception:
                 log.warning("presence.heartbeat_failed")

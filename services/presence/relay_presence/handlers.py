@@ -50,18 +50,19 @@ async def update_user(
     async with deps.store.lock(member(tenant, user_id)):
         state, snapshot = await deps.store.load(tenant, user_id)
         transition = change(state)
-        await deps.store.save(state, snapshot)
+        count = await deps.store.save(state, snapshot)
         if transition is not None:
             # still under the lock: one user's announcements leave in the order they happened
-            await announce(deps, state, transition, correlation_id)
+            await announce(deps, state, transition, count, correlation_id)
     return state
 
 
-async def announce(deps: Deps, state: domain.UserPresence, change: domain.Change, correlation_id: str) -> None:
-    count = await deps.store.active_count(state.tenant)
+async def announce(
+    deps: Deps, state: domain.UserPresence, change: domain.Change, count: int, correlation_id: str
+) -> None:
     data = {
         "userId": state.user_id,
-        # announced to every socket of the tenant (visitors included): no email address in it
+        # announced to other users (who may see it: the gateways' presence_audience.py): no email address
         "user": {**{k: v for k, v in state.user.items() if k != "email"}, "userId": state.user_id},
         "status": change.status,
         "previous": change.previous,

@@ -17,6 +17,7 @@ from relay_gateway.context import Connection, Gateway
 from relay_gateway.identity import environ_headers, query_params
 from relay_gateway.rooms import scoped, tenant_room, user_room
 from relay_gateway.sockets.router import SocketRouter
+from relay_gateway.speaks import hinted
 
 log = get_logger(__name__)
 
@@ -63,7 +64,7 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
             except AuthError as exc:
                 log.info("socket.refused_handshake", code=exc.code, reason=exc.message)
                 raise SioRefused({"code": exc.code, "message": exc.message}) from exc
-            conn = Connection(sid=sid, namespace=namespace, principal=None)
+            conn = Connection(sid=sid, namespace=namespace, principal=None, dialect=hinted(auth, query))
             gw.connections[sid] = conn
             if principal is not None:
                 await attach_principal(gw, conn, principal)

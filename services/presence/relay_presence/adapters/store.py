@@ -95,7 +95,8 @@ class PresenceStore:
             {sid: s.replica for sid, s in state.sockets.items()},
         )
 
-    async def save(self, state: UserPresence, snapshot: Snapshot) -> None:
+    async def save(self, state: UserPresence, snapshot: Snapshot) -> int:
+        """Store one user's presence and its indexes; returns the tenant's active users after it."""
         before, before_replicas = snapshot.conversations, snapshot.replicas
         tenant, uid = state.tenant, state.user_id
         who = member(tenant, uid)
@@ -130,7 +131,8 @@ class PresenceStore:
                 pipe.hincrby(convs, conv, 1)
             for conv in old - new:
                 pipe.eval(_DECREMENT, 1, convs, conv)
-        await pipe.execute()
+        pipe.scard(self.online_key(tenant))  # in the same round trip: the count the announcement carries
+        return int((await pipe.execute())[-1])
 
     # tombstones: a socket that went away before its connect was handled
     async def bury(self, sid: str) -> None:
@@ -184,9 +186,6 @@ class PresenceStore:
         raws = await self.redis.mget([self._user_key(tenant, uid) for uid in ids])
         users = [UserPresence.from_doc(json.loads(raw)) for raw in raws if raw]
         return [u for u in users if u.announced]
-
-    async def active_count(self, tenant: str) -> int:
-        return int(await self.redis.scard(self.online_key(tenant)))
 
     async def statuses(self, tenant: str, user_ids: list[str]) -> dict[str, Any]:
         if not user_ids:
