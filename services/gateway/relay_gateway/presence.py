@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 from relay_auth import Principal
@@ -39,6 +40,7 @@ class PresenceReporter:
         self._last_activity: dict[tuple[str, str], float] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._connecting: dict[str, asyncio.Task[None]] = {}  # sid -> its connect report, until it goes
 
     def install(self) -> None:
         self.gw.on_principal.append(self.connected)
@@ -60,11 +62,22 @@ class PresenceReporter:
             "namespace": conn.namespace,
             "user": shown_user(principal),
         }
-        await self._send(principal, p.CONNECT, data)
+        # in the background: the handshake need not wait for the broker's confirm (a storm of them queues)
+        report = self._connecting[conn.sid] = self._spawn(self._send(principal, p.CONNECT, data))
+        report.add_done_callback(lambda done: self._connecting.pop(conn.sid, None) if done is report else None)
 
     async def disconnected(self, gw: Gateway, conn: Connection) -> None:
+        reported = self._connecting.pop(conn.sid, None)
         if conn.principal is not None:
+            if reported is not None:
+                await asyncio.shield(reported)  # the service hears of the socket before it hears it went
             await self._send(conn.principal, p.DISCONNECT, {"sid": conn.sid, "replica": self.incarnation})
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def active(self, gw: Gateway, conn: Connection, event: str) -> None:
         principal = conn.principal
@@ -72,9 +85,7 @@ class PresenceReporter:
             return
         if not self._note_activity(principal.tenant, principal.user_id):
             return
-        task = asyncio.create_task(self._send(principal, p.ACTIVITY, {}))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(self._send(principal, p.ACTIVITY, {}))
 
     def _note_activity(self, tenant: str, user_id: str) -> bool:
         """Record activity now; False when the user's last report is recent enough to skip this one."""

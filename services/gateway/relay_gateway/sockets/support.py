@@ -9,6 +9,7 @@ from relay_contracts import ErrorCode, RelayError, utcnow_iso
 from relay_contracts import messages as m
 from relay_contracts.routing import interest_pattern
 
+from relay_gateway.access import AgentGrants
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.dialects.support import message_payload
 from relay_gateway.rooms import conversation_rooms, parse_chat_ref, scoped, support_agents_room, support_room
@@ -30,6 +31,7 @@ class SyncRequest(BaseModel):
 
 def register(router: SocketRouter) -> None:
     typists = typing.register(router)
+    grants = AgentGrants()
 
     @router.on("chat:join", ChatRef, limit="join")
     async def chat_join(gw: Gateway, conn: Connection, ref: ChatRef) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def register(router: SocketRouter) -> None:
         if notes and not principal.is_agent:
             raise RelayError(ErrorCode.PERMISSION_DENIED, "internal notes are for agents only", field="chatId")
         # the message service decides: it knows the members (raises NOT_FOUND / PERMISSION_DENIED)
-        await gw.bus.call(principal, m.CHECK_ACCESS, {"conversationId": chat_id})
+        await grants.check(gw, principal, chat_id)
         rooms = [support_room(chat_id)]
         if principal.is_agent:
             rooms.append(support_agents_room(chat_id))

@@ -74,21 +74,32 @@ class PresenceStore:
         return f"{self.p}:replica:{incarnation}"
 
     @asynccontextmanager
-    async def lock(self, name: str, timeout: float = 5.0) -> AsyncIterator[None]:
-        key, token = f"{self.p}:lock:{name}", uuid.uuid4().hex
+    async def locked(
+        self, tenant: str, user_id: str, timeout: float = 5.0
+    ) -> AsyncIterator[tuple[UserPresence, Snapshot]]:
+        """One user's presence under their lock, read in the same round trip that takes it; `save` it inside."""
+        key, token = f"{self.p}:lock:{member(tenant, user_id)}", uuid.uuid4().hex
         deadline = asyncio.get_running_loop().time() + timeout
-        while not await self.redis.set(key, token, nx=True, px=LOCK_MS):
+        while True:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(key, token, nx=True, px=LOCK_MS)
+            pipe.get(self._user_key(tenant, user_id))
+            taken, raw = await pipe.execute()
+            if taken:
+                break
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"presence lock {name} busy")
+                raise TimeoutError(f"presence lock {member(tenant, user_id)} busy")
             await asyncio.sleep(0.005)
         try:
-            yield
+            yield self._state(tenant, user_id, raw)
         finally:
             await self.redis.eval(_RELEASE, 1, key, token)  # type: ignore[misc]
 
     async def load(self, tenant: str, user_id: str) -> tuple[UserPresence, Snapshot]:
-        """One user's presence; call under `lock(member(tenant, user_id))` and `save` it after."""
-        raw = await self.redis.get(self._user_key(tenant, user_id))
+        """One user's presence, unlocked (read only)."""
+        return self._state(tenant, user_id, await self.redis.get(self._user_key(tenant, user_id)))
+
+    def _state(self, tenant: str, user_id: str, raw: str | None) -> tuple[UserPresence, Snapshot]:
         state = UserPresence.from_doc(json.loads(raw)) if raw else UserPresence(tenant, user_id)
         return state, Snapshot(
             {sid: list(s.conversations) for sid, s in state.sockets.items()},
@@ -151,9 +162,14 @@ class PresenceStore:
         await pipe.execute()
         return previous if previous and previous != incarnation else None
 
-    async def touch_replica(self, incarnation: str, now: float) -> None:
-        """Know a replica from its first socket, so it is reaped even if it dies before a heartbeat."""
-        await self.redis.hsetnx(self.liveness, incarnation, now)  # type: ignore[misc]
+    async def admit(self, sid: str, incarnation: str, now: float) -> bool:
+        """A connect report, in one round trip: False when the socket already went away (tombstone); else
+        know its replica from its first socket, so it is reaped even if it dies before a heartbeat."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(f"{self.p}:gone:{sid}")
+        pipe.hsetnx(self.liveness, incarnation, now)
+        gone, _ = await pipe.execute()
+        return not gone
 
     async def replicas(self) -> dict[str, float]:
         return {k: float(v) for k, v in (await self.redis.hgetall(self.liveness)).items()}
