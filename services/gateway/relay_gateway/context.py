@@ -51,6 +51,10 @@ class Gateway:
     # run once per connection, when its dialect becomes known after it connected (speaks.py)
     on_dialect: list[ConnectionHook] = field(default_factory=list)
 
+    async def reply(self, conn: Connection, event: str, body: object) -> None:
+        """Emit to one socket of this replica: its own, so no trip through the Redis adapter to every replica."""
+        await self.sio.emit(event, body, to=conn.sid, namespace=conn.namespace, ignore_queue=True)
+
     def principal(self, sid: str) -> Principal | None:
         conn = self.connections.get(sid)
         return conn.principal if conn else None

@@ -51,7 +51,7 @@ def register(router: SocketRouter) -> None:
             await gw.sio.enter_room(conn.sid, scoped(principal.tenant, room), namespace=conn.namespace)
         room_name = support_agents_room(chat_id) if notes else support_room(chat_id)
         body = {"chatId": chat_id, "roomName": room_name, "timestamp": utcnow_iso()}
-        await gw.sio.emit("chat:joined", body, to=conn.sid, namespace=conn.namespace)
+        await gw.reply(conn, "chat:joined", body)
         return {"success": True, **body}
 
     @router.on("chat:leave", ChatRef)
@@ -70,7 +70,7 @@ def register(router: SocketRouter) -> None:
         if not any(scoped(principal.tenant, room) in still_in for room in conversation_rooms(chat_id)):
             await gw.delivery.interest.remove(conn.sid, interest_pattern(principal.tenant, "conv", chat_id))
         body = {"chatId": chat_id, "roomName": rooms[0], "timestamp": utcnow_iso()}
-        await gw.sio.emit("chat:left", body, to=conn.sid, namespace=conn.namespace)
+        await gw.reply(conn, "chat:left", body)
         return {"success": True, **body}
 
     @router.on("chat:sync", SyncRequest, limit="sync")
@@ -90,5 +90,5 @@ def register(router: SocketRouter) -> None:
             "hasMore": page["hasMore"],
             "lastSeq": messages[-1]["seq"] if messages else req.afterSeq,
         }
-        await gw.sio.emit("chat:synced", body, to=conn.sid, namespace=conn.namespace)
+        await gw.reply(conn, "chat:synced", body)
         return {"success": True, **body}
