@@ -16,11 +16,13 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,19 @@ def cpu_seconds(pid: int) -> float:
 
 def pids(stack: Stack) -> dict[str, int]:
     return {name: proc.popen.pid for name, proc in stack.procs.items() if name != "mongo"}
+
+
+def command_round_trips(stack: Stack) -> dict[str, dict[str, float]]:
+    """Per command type the gateways wait for: how many, and their mean round trip (ms), summed over replicas."""
+    totals: dict[str, list[float]] = {}
+    pattern = re.compile(r'^relay_gateway_command_seconds_(sum|count)\{[^}]*type="([^"]+)"[^}]*\} ([0-9.e+-]+)$')
+    for url in stack.gateway_urls:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+            for line in resp.read().decode().splitlines():
+                if match := pattern.match(line):
+                    entry = totals.setdefault(match[2], [0.0, 0.0])
+                    entry[0 if match[1] == "sum" else 1] += float(match[3])
+    return {t: {"count": int(n), "mean_ms": round(1000 * s / n, 1)} for t, (s, n) in totals.items() if n}
 
 
 def token(user: str, role: str) -> str:
@@ -117,6 +132,7 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         plan_path = Path(tmp) / "plan.json"
         plan_path.write_text(json.dumps(plan))
         watched = pids(stack)
+        trips_before = command_round_trips(stack)
         profilers = start_profilers(stack, ["gateway-0", "presence"], Path(tmp)) if profile else []
         cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         wall = time.perf_counter()
@@ -126,6 +142,7 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         wall = time.perf_counter() - wall
         cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in watched.items()}
         hot = stop_profilers(profilers)
+        trips = command_round_trips(stack)
     if node.returncode != 0:
         raise RuntimeError(f"storm load failed: {node.stderr[-2000:]}")
     seen = json.loads(node.stdout.strip().splitlines()[-1])
@@ -154,6 +171,13 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         "cpu_ms_per_transition": round(presence_cpu * 1000 / transitions, 2),
         "cpu_ms_per_transition_note": "gateways + presence service, whole storm (handshakes and joins included)",
         "wall_s": round(wall, 1),
+        "gateway_waits": {
+            t: {
+                "count": v["count"] - trips_before.get(t, {}).get("count", 0),
+                "mean_ms_since_start": v["mean_ms"],
+            }
+            for t, v in trips.items()
+        },
         "profile": hot,
     }
 

@@ -22,7 +22,7 @@ def _name(frame: str) -> str:
     return f"{match['fn']} ({path})"
 
 
-def summarize(raw: str, top: int = 12) -> dict[str, Any]:
+def summarize(raw: str, top: int = 20) -> dict[str, Any]:
     own: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
     total = 0
@@ -43,7 +43,9 @@ def summarize(raw: str, top: int = 12) -> dict[str, Any]:
             anywhere[name] += count
 
     def share(counter: Counter[str]) -> list[str]:
-        return [f"{100 * n / total:.1f}% {name}" for name, n in counter.most_common(top)] if total else []
+        # frames under (nearly) every sample are the event loop itself: they say nothing
+        telling = [(name, n) for name, n in counter.most_common() if n < 0.9 * total]
+        return [f"{100 * n / total:.1f}% {name}" for name, n in telling[:top]] if total else []
 
     return {
         "samples": total,
