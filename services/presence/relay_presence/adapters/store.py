@@ -132,8 +132,9 @@ class PresenceStore:
             if sid not in state.sockets:
                 pipe.srem(self.replica_key(replica), member(tenant, uid, sid))
         for sid, socket in state.sockets.items():
-            if sid not in before_replicas:
-                pipe.sadd(self.replica_key(socket.replica), member(tenant, uid, sid))
+            # every socket, not only new ones: a reap racing a connect may have dropped the replica's set
+            # while the socket stayed in the user's document, and a resync must be able to put it back
+            pipe.sadd(self.replica_key(socket.replica), member(tenant, uid, sid))
         convs = f"{self.p}:convs:{tenant}"
         after = {sid: s.conversations for sid, s in state.sockets.items()}
         for sid in set(before) | set(after):
