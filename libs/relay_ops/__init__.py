@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from relay_ops.shutdown import Drain, GracefulServer
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
@@ -38,17 +40,24 @@ async def run_service(
     port: int,
     checks: dict[str, ReadinessCheck],
     jobs: Sequence[Callable[[], Awaitable[None]]] = (),
+    drain: Drain | None = None,
 ) -> None:
-    """A service's life: start it, serve its ops endpoints and background jobs until stopped, close it."""
+    """A service's life: start it, serve its ops endpoints and background jobs until SIGTERM, then
+    `drain` (stop consuming, finish what is in progress; unready meanwhile), stop the jobs, close."""
     await start()
+    server: GracefulServer | None = None
+
+    async def serving() -> bool:
+        return server is not None and not server.draining
+
+    app = Starlette(routes=ops_routes({"serving": serving, **checks}))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = GracefulServer(config, drain=drain)
+    running = [asyncio.create_task(job()) for job in jobs]
     try:
-        await asyncio.gather(serve_ops(host, port, checks), *(job() for job in jobs))
+        await server.serve()
     finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         await close()
-
-
-async def serve_ops(host: str, port: int, checks: dict[str, ReadinessCheck]) -> None:
-    """Run the ops endpoints until cancelled (services that have no HTTP API of their own)."""
-    app = Starlette(routes=ops_routes(checks))
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
-    await server.serve()

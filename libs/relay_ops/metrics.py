@@ -27,12 +27,17 @@ def command_observer(service: str):  # type: ignore[no-untyped-def]
     return observe
 
 
-async def sample_consumer_lag(channel: Any, service: str, queue_name: str, *, every: float = 5.0) -> None:
-    """Keep CONSUMER_LAG of `queue_name` current; `channel` is a spare one (a failed passive declare closes it)."""
+async def sample_consumer_lag(connection: Any, service: str, queue_names: list[str], *, every: float = 5.0) -> None:
+    """Keep CONSUMER_LAG of each of `queue_names` current, probing on a channel of its own (a failed
+    passive declare closes its channel; a new one is opened then)."""
+    probe = None
     while True:
-        try:
-            declared = await channel.declare_queue(queue_name, passive=True)
-            CONSUMER_LAG.labels(service, queue_name).set(declared.declaration_result.message_count or 0)
-        except Exception:
-            logging.getLogger(__name__).warning("lag sample of %s failed", queue_name)
+        for name in queue_names:
+            try:
+                if probe is None or probe.is_closed:
+                    probe = await connection.channel()
+                declared = await probe.declare_queue(name, passive=True)
+                CONSUMER_LAG.labels(service, name).set(declared.declaration_result.message_count or 0)
+            except Exception:
+                logging.getLogger(__name__).warning("lag sample of %s failed", name)
         await asyncio.sleep(every)

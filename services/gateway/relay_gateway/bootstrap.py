@@ -114,7 +114,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
         logger=False,
         engineio_logger=False,
     )
-    broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
+    broker = Broker(settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions))
     rpc = RpcClient(broker, timeout=settings.rpc_timeout_seconds)
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
