@@ -147,7 +147,7 @@ async def test_broker_restart_fails_fast_then_everything_recovers(broker_stack, 
         await wait_readiness(stack.gateway_urls, ready_now=False, timeout=15, what="a replica stayed ready")
 
         rabbit.start()
-        everyone = [*stack.gateway_urls, f"http://127.0.0.1:{stack.ops_ports['message']}"]
+        everyone = [*stack.gateway_urls, *(stack.ops_url(name) for name in stack.instances("message"))]
         await wait_readiness(everyone, ready_now=True, timeout=60, what="processes did not recover")
 
         retried = await visitor.post(
