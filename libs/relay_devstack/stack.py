@@ -234,7 +234,7 @@ class Stack:
                 proc.popen.send_signal(signal.SIGTERM)
         for proc in order:
             try:
-                proc.popen.wait(10)
+                proc.popen.wait(30)  # a gateway drains its sockets first (GATEWAY_DRAIN_SECONDS)
             except subprocess.TimeoutExpired:
                 proc.popen.kill()
                 proc.popen.wait(5)

@@ -52,7 +52,7 @@ def relay_stack(
         redis_url=redis_url,
         mongo_url=mongo_url,
         log_dir=str(log_dir),
-        env={"JWT_SECRET": SECRET, **(env or {})},
+        env={"JWT_SECRET": SECRET, "GATEWAY_DRAIN_SECONDS": "1", **(env or {})},
     )
     if services is not None:
         config.services = services

@@ -21,6 +21,7 @@ from relay_gateway.adapter import ObservableRedisManager
 from relay_gateway.commands import CommandBus
 from relay_gateway.context import Gateway
 from relay_gateway.delivery import EventDelivery
+from relay_gateway.drain import drain_sockets
 from relay_gateway.features import FEATURES
 from relay_gateway.identity import Authenticator
 from relay_gateway.ratelimit import RateLimiter, parse_limits
@@ -50,6 +51,7 @@ class GatewayApp:
     rpc: RpcClient
     asgi: socketio.ASGIApp
     router: SocketRouter | None = None
+    draining: bool = False
     _watchdog: asyncio.Task[None] | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -84,11 +86,17 @@ class GatewayApp:
         except Exception:
             redis_ok = False
         return {
+            "serving": not self.draining,
             "broker": self.broker.is_connected,
             "redis": redis_ok,
             "redis_listener": self.listener_alive(),
             "event_consumer": self.gw.delivery.alive,
         }
+
+    async def drain(self) -> None:
+        """SIGTERM: unready at once, then the sockets' transports closed in staggered batches."""
+        self.draining = True
+        await drain_sockets(self.gw.sio.eio, self.gw.settings.gateway_drain_seconds)
 
     async def close(self) -> None:
         if self._watchdog is not None:
@@ -149,7 +157,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
 
         return run
 
-    checks = {name: check(name) for name in ("broker", "redis", "redis_listener", "event_consumer")}
+    checks = {name: check(name) for name in ("serving", "broker", "redis", "redis_listener", "event_consumer")}
     routes: list[BaseRoute] = [route for f in FEATURES for route in f.routes]
     routes.extend(ops_routes(checks))
     rest = Starlette(
