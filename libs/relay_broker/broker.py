@@ -14,6 +14,7 @@ from aio_pika.abc import (
 from relay_contracts import Envelope
 from relay_log import get_logger
 
+from relay_broker.failover import FailoverConnection, broker_urls
 from relay_broker.lanes import partition_of
 
 log = get_logger(__name__)
@@ -74,9 +75,18 @@ class Broker:
         self.exchanges: dict[str, AbstractExchange] = {}
 
     async def connect(self) -> None:
-        self.connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": self.topology.prefix}
-        )
+        urls = broker_urls(self.url)
+        for start in range(len(urls)):  # at start, any node that answers will do
+            connection = FailoverConnection(
+                urls[start:] + urls[:start], client_properties={"connection_name": self.topology.prefix}
+            )
+            try:
+                await connection.connect()
+                break
+            except (aio_pika.exceptions.AMQPError, OSError):
+                if start == len(urls) - 1:
+                    raise
+        self.connection = connection
         self.channel = await self.connection.channel(publisher_confirms=True)
         await self.channel.set_qos(prefetch_count=self._prefetch)
         await self._declare()
@@ -85,11 +95,31 @@ class Broker:
         channel = self._channel()
         t = self.topology
         dlx = await channel.declare_exchange(t.dead_letters, aio_pika.ExchangeType.FANOUT, durable=True)
-        dead = await channel.declare_queue(t.dead_letter_queue, durable=True)
+        dead = await self._dead_letter_queue(channel)
         await dead.bind(dlx)
         for name in (t.commands, t.events, t.emit, t.members):
             self.exchanges[name] = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
         self.exchanges[t.dead_letters] = dlx
+
+    async def _dead_letter_queue(self, channel: AbstractChannel) -> AbstractQueue:
+        """A quorum queue, so it outlives the loss of any one node of a cluster (a classic queue on a
+        lost node could not even be declared again, and every reconnect would fail); one made by an
+        older Relay as a classic queue is used as it is."""
+        assert self.connection is not None
+        probe = await self.connection.channel()  # a failed passive declare closes its channel
+        try:
+            await probe.declare_queue(self.topology.dead_letter_queue, passive=True)
+            exists = True
+        except aio_pika.exceptions.ChannelClosed:
+            exists = False
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+        if exists:
+            return await channel.declare_queue(self.topology.dead_letter_queue, passive=True)
+        return await channel.declare_queue(
+            self.topology.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        )
 
     def _channel(self) -> AbstractChannel:
         if self.channel is None:

@@ -51,7 +51,7 @@ async def test_a_command_that_keeps_failing_is_dead_lettered_not_lost(broker: Br
     await broker.publish_command(poison)
 
     assert broker.channel is not None
-    dead = await broker.channel.declare_queue(broker.topology.dead_letter_queue, durable=True)
+    dead = await broker.channel.declare_queue(broker.topology.dead_letter_queue, passive=True)
     message = None
     for _ in range(100):
         message = await dead.get(no_ack=True, fail=False)
