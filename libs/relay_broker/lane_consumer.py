@@ -35,6 +35,7 @@ class Lane:
     channel: AbstractChannel
     busy: int = 0
     draining: bool = False
+    released: bool = False
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -68,11 +69,14 @@ class LaneConsumer:
                 return
             owners = assign(members, self._broker.topology.partitions)
             mine = {n for n, owner in owners.items() if owner == self.member}
-            for number in sorted(mine - set(self._lanes)):
+            held = {n for n, lane in self._lanes.items() if not lane.draining}
+            taking, letting_go = sorted(mine - set(self._lanes)), sorted(held - mine)
+            for number in taking:
                 await self._take(number)
-            for number in sorted(set(self._lanes) - mine):
+            for number in letting_go:
                 self._release_soon(number)
-            log.info("lanes.rebalanced", service=self._service, member=self.member, lanes=sorted(mine))
+            if taking or letting_go:
+                log.info("lanes.rebalanced", service=self._service, member=self.member, lanes=sorted(mine))
 
     async def _take(self, number: int) -> None:
         assert self._broker.connection is not None
@@ -86,7 +90,10 @@ class LaneConsumer:
 
     async def _deliver(self, lane: Lane, message: AbstractIncomingMessage) -> None:
         if lane.draining:
-            return  # left unacked: it goes back to the head of the queue when the lane's channel closes
+            # left unacked: it goes back to the head of the queue when the lane's channel closes
+            if lane.released:
+                await self._close(lane)  # closing failed (the broker was away) and the channel came back
+            return
         lane.busy += 1
         lane.idle.clear()
         try:
@@ -107,14 +114,18 @@ class LaneConsumer:
             return
         lane.draining = True
         await lane.idle.wait()
-        try:
-            await lane.channel.close()
-        except Exception as exc:  # already closed with its connection: the broker requeued for us
-            log.warning("lanes.close_failed", lane=number, error=type(exc).__name__)
+        lane.released = True
+        await self._close(lane)
         if self._lanes.get(number) is lane:
             del self._lanes[number]
         log.info("lanes.released", service=self._service, member=self.member, lane=number)
         await self._rebalance(self.rollcall.members)  # the membership may have turned back meanwhile
+
+    async def _close(self, lane: Lane) -> None:
+        try:
+            await lane.channel.close()
+        except Exception as exc:  # the connection is down: the broker requeues what the lane held
+            log.warning("lanes.close_failed", lane=lane.number, error=type(exc).__name__)
 
     async def stop(self) -> None:
         """Leave: tell the other instances first (they line up for this one's lanes), then finish the

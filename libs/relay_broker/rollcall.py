@@ -70,7 +70,11 @@ class RollCall:
             except Exception as exc:  # the broker is away: robust reconnect brings us back
                 log.warning("rollcall.announce_failed", error=type(exc).__name__)
             self._seen[self.member] = time.monotonic()
-            await self._refresh()
+            try:
+                # every beat, not only on a change: an attempt that failed (broker away) is retried
+                await self._refresh(always=True)
+            except Exception:
+                log.exception("rollcall.refresh_failed", service=self._service)
             await asyncio.sleep(self._every)
 
     async def _heard(self, message: AbstractIncomingMessage) -> None:
@@ -87,7 +91,7 @@ class RollCall:
             self._seen[member] = time.monotonic()
         await self._refresh()
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, *, always: bool = False) -> None:
         now = time.monotonic()
         for member, at in list(self._seen.items()):
             if member != self.member and now - at > self._dead_after:
@@ -96,6 +100,8 @@ class RollCall:
         if view != self._view:
             log.info("rollcall.changed", service=self._service, members=view)
             self._view = view
+            await self._on_change(view)
+        elif always:
             await self._on_change(view)
 
     async def leave(self) -> None:

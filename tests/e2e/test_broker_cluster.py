@@ -23,6 +23,8 @@ from tests.e2e.traffic import Poster, Roamer, all_history
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CAN_RUN, reason=WHY_NOT)]
 
+LIMITS = "message=1000/10s,rest_write=1000/10s"  # one poster sends fast
+
 
 def connections(nodes: list[PrivateRabbit], via: PrivateRabbit) -> list[int]:
     """How many client connections each node holds (asked of the running node `via`), by AMQP port."""
@@ -59,7 +61,7 @@ def cluster_stack(tmp_path_factory) -> Iterator[tuple[Stack, list[PrivateRabbit]
             logs,
             services=("message",),
             amqp_url=urls,
-            env={"RPC_TIMEOUT_SECONDS": "3", "RATE_LIMITS": "message=1000/10s", "LOG_LEVEL": "DEBUG"},
+            env={"RPC_TIMEOUT_SECONDS": "3", "RATE_LIMITS": LIMITS, "LOG_LEVEL": "DEBUG"},
             drop_topology=False,
         ) as running:
             yield running, nodes
@@ -91,7 +93,8 @@ async def test_losing_a_cluster_node_under_traffic_loses_no_accepted_message(clu
         deadline = time.monotonic() + 30
         while len(poster.accepted) < before + 20:  # traffic flows again, through the surviving nodes
             poster.check()
-            assert time.monotonic() < deadline, f"traffic stalled: {len(poster.accepted)} accepted, {poster.retries} retries"
+            stalled = f"traffic stalled: {len(poster.accepted)} accepted, {poster.retries} retries"
+            assert time.monotonic() < deadline, stalled
             await asyncio.sleep(0.1)
         recovered_after = time.monotonic() - lost_at
         assert sum(connections(nodes, via=nodes[1])[1:]) == held[0]  # every connection moved to a survivor

@@ -32,7 +32,7 @@ def rolling(tmp_path_factory):
     instance = f"t-roll-{uuid.uuid4().hex[:8]}"
     env = {
         "GATEWAY_DRAIN_SECONDS": str(DRAIN_SECONDS),
-        "RATE_LIMITS": "message=1000/10s",
+        "RATE_LIMITS": "message=1000/10s,rest_write=1000/10s",
         "PRESENCE_GRACE_SECONDS": "3",
     }
     with relay_stack(instance, tmp_path_factory.mktemp("rolling-logs"), env=env) as running:
