@@ -3,7 +3,8 @@
 A private stack per run (two gateway replicas, the embedded MongoDB-wire server, the message
 service N times); `--posters` REST clients post into `--chats` support chats (two posters per chat
 at the least, alternating gateways) for `--seconds`; each waits for its 201 before the next send.
-Prints accepted sends/s and p50/p99 REST round trip, and writes bench/reports/scaleout.json.
+Prints accepted sends/s, p50/p99 REST round trip and the CPU each role burnt (cores busy), and
+writes bench/reports/scaleout.json.
 Measured, never asserted. Loopback only, bounded in time.
 
     .venv/bin/python -m bench.scaleout --instances 1 2 --seconds 10
@@ -26,6 +27,8 @@ from relay_config import DEV_JWT_SECRET
 from relay_devstack import Stack, StackConfig
 from relay_devstack.stack import free_port
 from relay_sdk import RelayClient
+
+from bench.procs import cpu_seconds
 
 REPORTS = Path(__file__).parent / "reports"
 
@@ -55,9 +58,17 @@ async def run(instances: int, chats: int, posters: int, seconds: float) -> dict[
                 latencies.append(time.perf_counter() - started)
                 k += 1
 
+        roles = {
+            "database": ["mongo"],
+            "message": stack.instances("message"),
+            "gateways": [f"gateway-{i}" for i in range(len(stack.gateway_urls))],
+        }
+        pids = {role: [stack.procs[name].popen.pid for name in names] for role, names in roles.items()}
+        cpu_before = {role: cpu_seconds(p) for role, p in pids.items()}
         began = time.perf_counter()
         await asyncio.gather(*(poster(n) for n in range(posters)))
         elapsed = time.perf_counter() - began
+        cpu_share = {role: round((cpu_seconds(p) - cpu_before[role]) / elapsed, 2) for role, p in pids.items()}
         for client in clients:
             await client.close()
     ordered = sorted(latencies)
@@ -70,6 +81,7 @@ async def run(instances: int, chats: int, posters: int, seconds: float) -> dict[
         "accepted_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(statistics.median(ordered) * 1000, 1),
         "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 1),
+        "cpu_cores_busy": cpu_share,  # CPU seconds per second of each role over the run
     }
 
 

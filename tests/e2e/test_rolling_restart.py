@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import json
 import signal
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ async def test_rolling_restart_under_traffic_loses_nothing(rolling: Stack, mint)
     ]
     for poster in posters:
         poster.start()
+    began = time.monotonic()
     try:
         await asyncio.sleep(1)  # traffic before the first restart
         for index, port in enumerate(stack.config.gateway_ports):
@@ -88,6 +90,10 @@ async def test_rolling_restart_under_traffic_loses_nothing(rolling: Stack, mint)
             await poster.stop()
 
     accepted = [content for poster in posters for content in poster.accepted]
+    restarts = len(stack.gateway_urls) + len(stack.config.services) * stack.config.service_instances
+    retries = sum(p.retries for p in posters)
+    took = time.monotonic() - began
+    print(f"\nrolling restart: {restarts} processes in {took:.0f}s, {len(accepted)} accepted, {retries} retries")
     stored = await all_history(opener, chat_id)
     # nothing accepted is lost, nothing is stored twice, and seq has no gap
     assert sorted(m["content"] for m in stored) == sorted(accepted)
