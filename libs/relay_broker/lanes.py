@@ -3,7 +3,7 @@
 Competing consumers on one queue would handle two sends of one conversation at the same time on two
 instances, and their events could leave in the wrong order. So a service's commands are split into
 `Topology.partitions` lanes (one quorum queue each, single active consumer): a command goes to the
-lane of what it is about (its conversation, order, file or socket), so everything about one
+lane of what it is about (its socket, conversation, order or file), so everything about one
 conversation is handled by one instance at a time, in arrival order, while the lanes spread over
 the instances. Pure functions only; `LaneConsumer` does the I/O.
 """
@@ -16,8 +16,10 @@ from collections.abc import Iterable
 
 from relay_contracts import Envelope
 
-# what a command is about, most specific first; commands about none of these go to any lane
-PARTITION_FIELDS = ("conversationId", "orderId", "fileId", "sid", "replica")
+# what a command is about, first match wins: a socket's presence reports (connect, conversations it
+# tracks, disconnect) stay in one lane, in order; then conversations, orders, uploads, replicas.
+# Commands about none of these go to any lane.
+PARTITION_FIELDS = ("sid", "conversationId", "orderId", "fileId", "replica")
 
 
 def partition_key(envelope: Envelope) -> str | None:
