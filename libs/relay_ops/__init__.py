@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 import uvloop
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from relay_log import get_logger
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,7 +17,11 @@ from starlette.routing import Route
 
 from relay_ops.shutdown import Drain, GracefulServer
 
+log = get_logger(__name__)
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
+JOBS_STOP_SECONDS = 2.0
+CLOSE_SECONDS = 15.0  # then exit anyway: the broker requeues whatever was not acked
 
 
 def run_process(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -59,7 +64,9 @@ async def run_service(
         return server is not None and not server.draining
 
     app = Starlette(routes=ops_routes({"serving": serving, **checks}))
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=JOBS_STOP_SECONDS
+    )
     server = GracefulServer(config, drain=drain)
     running = [asyncio.create_task(job()) for job in jobs]
     try:
@@ -67,5 +74,10 @@ async def run_service(
     finally:
         for task in running:
             task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        await close()
+        # a job whose library swallowed the cancellation must not keep the process from closing
+        if running:
+            await asyncio.wait(running, timeout=JOBS_STOP_SECONDS)
+        try:
+            await asyncio.wait_for(close(), CLOSE_SECONDS)
+        except TimeoutError:
+            log.error("process.close_timed_out", seconds=CLOSE_SECONDS)
