@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import relay_redis
 import socketio
-from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from relay_auth import AuthError, TokenVerifier
 from relay_broker import Broker, RpcClient, Topology
 from relay_contracts import RelayError
@@ -25,10 +26,12 @@ from relay_gateway.drain import drain_sockets
 from relay_gateway.fanout import SocketTable
 from relay_gateway.features import FEATURES
 from relay_gateway.identity import Authenticator
+from relay_gateway.leanqueue import LeanQueue
 from relay_gateway.ratelimit import RateLimiter, parse_limits
 from relay_gateway.rest.edge import (
     CorrelationMiddleware,
     auth_error_handler,
+    redis_down_handler,
     relay_error_handler,
     unexpected_error_handler,
 )
@@ -125,6 +128,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
     )
     # every Engine.IO socket writes its own frames once it is on a plain WebSocket (relay_gateway.fanout)
     sio.eio.sockets = SocketTable(settings.ws_send_buffer_bytes)
+    sio.eio.create_queue = LeanQueue  # each socket's packet queue, at a tenth of asyncio.Queue's memory
     # prefetch above the ack batch so the broker keeps the event queue flowing while a batch is handled
     broker = Broker(
         settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions), prefetch=4 * ACK_BATCH
@@ -138,7 +142,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
         audience=settings.jwt_audience,
         require_tenant=settings.require_tenant_claim,
     )
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = relay_redis.connect(settings.redis_url)
     gw = Gateway(
         settings=settings,
         sio=sio,
@@ -172,6 +176,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
         exception_handlers={
             RelayError: relay_error_handler,
             AuthError: auth_error_handler,
+            RedisError: redis_down_handler,
             Exception: unexpected_error_handler,
         },
     )

@@ -30,7 +30,7 @@ class GatewaySettings(RelaySettings):
     # on SIGTERM, sockets are closed in staggered batches over this many seconds (drain.py)
     gateway_drain_seconds: float = Field(default=10.0, ge=0, le=300)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "presence_visible_roles", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -41,6 +41,8 @@ class GatewaySettings(RelaySettings):
     presence_heartbeat_seconds: float = 3.0
     presence_reap_seconds: float = 15.0
     presence_activity_seconds: float = 5.0  # at most one activity report per user per this period
+    # roles that see their whole tenant's presence; empty: every role but visitor (presence_audience.py)
+    presence_visible_roles: Annotated[tuple[str, ...], NoDecode] = ()
 
     @property
     def heartbeat_every(self) -> float:

@@ -10,7 +10,7 @@ from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import run_service
-from relay_ops.metrics import command_observer, sample_consumer_lag
+from relay_ops.metrics import command_observer, sample_consumer_lag, sample_dead_letters
 
 from relay_order.adapters.repo import OrderRepo
 from relay_order.handlers import HANDLERS, Deps
@@ -71,6 +71,6 @@ async def run() -> None:
         host=settings.ops_host,
         port=settings.order_ops_port,
         checks={"broker+mongo": service.ready},
-        jobs=[service.sample_lag],
+        jobs=[service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
         drain=service.drain,
     )

@@ -7,6 +7,7 @@ import functools
 import time
 from dataclasses import dataclass
 
+import relay_redis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -15,7 +16,7 @@ from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
 from relay_ops import run_service
-from relay_ops.metrics import command_observer, sample_consumer_lag
+from relay_ops.metrics import command_observer, sample_consumer_lag, sample_dead_letters
 
 from relay_presence.adapters.store import PresenceStore
 from relay_presence.handlers import HANDLERS, Deps, sweep
@@ -108,7 +109,7 @@ class PresenceService:
 
 def build(settings: PresenceSettings) -> PresenceService:
     broker = Broker(settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions))
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = relay_redis.connect(settings.redis_url)
 
     async def publish(routing_key: str, event: Envelope) -> None:
         await broker.publish_event(routing_key, event)
@@ -133,6 +134,6 @@ async def run() -> None:
         host=settings.ops_host,
         port=settings.presence_ops_port,
         checks={"broker+redis": service.ready},
-        jobs=[service.sweeper, service.sample_lag],
+        jobs=[service.sweeper, service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
         drain=service.drain,
     )
