@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 from relay_contracts import Envelope, ErrorCode, RelayError
 from relay_log import bound_contextvars, get_logger
 
 from relay_broker.broker import Broker
+from relay_broker.lane_consumer import LaneConsumer
 
 log = get_logger(__name__)
 
@@ -30,14 +31,16 @@ def _validation_error(exc: ValidationError) -> RelayError:
 
 async def serve_commands(
     broker: Broker,
-    queue: AbstractQueue,
+    service: str,
+    routing_keys: list[str],
     handlers: dict[str, CommandHandler],
     *,
     observe: Observer | None = None,
     transient: tuple[type[BaseException], ...] = (),
     transient_backoff_seconds: float = 1.0,
-) -> str:
-    """Consume `queue`; each message's type picks its handler. Returns the consumer tag.
+) -> LaneConsumer:
+    """Consume the service's command lanes (`routing_keys` bound in each); each message's type picks
+    its handler. Returns the running `LaneConsumer`: `stop()` it to leave gracefully.
 
     `transient` names the errors of a dependency that is down (say, the database): the caller is
     answered `UNAVAILABLE` at once instead of waiting out its timeout, and the command goes back
@@ -95,4 +98,7 @@ async def serve_commands(
                 if observe is not None:
                     observe(envelope.type, time.perf_counter() - started, outcome)
 
-    return await queue.consume(on_message)
+    await broker.declare_service_queues(service, routing_keys)
+    consumer = LaneConsumer(broker, service, on_message)
+    await consumer.start()
+    return consumer

@@ -40,6 +40,8 @@ class RelaySettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
 
     rpc_timeout_seconds: float = 5.0
+    # ordered command lanes per service (libs/relay_broker/lanes.py); the same in every process
+    command_partitions: int = Field(default=8, ge=1, le=256)
     max_text_length: int = 4000
 
     @field_validator("jwt_algorithms", mode="before")

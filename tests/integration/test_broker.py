@@ -25,8 +25,7 @@ async def test_request_reply_answers_data_errors_and_times_out(broker: Broker):
     async def refuse(env: Envelope) -> None:
         raise RelayError(ErrorCode.CONFLICT, "already there", current="CONFIRMED")
 
-    queue = await broker.declare_service_queue("message", ["test.#"])
-    await serve_commands(broker, queue, {"test.echo": echo, "test.refuse": refuse})
+    await serve_commands(broker, "message", ["test.#"], {"test.echo": echo, "test.refuse": refuse})
     rpc = RpcClient(broker, timeout=3)
     await rpc.start()
 
@@ -47,13 +46,12 @@ async def test_a_command_that_keeps_failing_is_dead_lettered_not_lost(broker: Br
         attempts += 1
         raise RuntimeError("bug")
 
-    queue = await broker.declare_service_queue("message", ["test.#"])
-    await serve_commands(broker, queue, {"test.broken": broken})
+    await serve_commands(broker, "message", ["test.#"], {"test.broken": broken})
     poison = command("test.broken")
     await broker.publish_command(poison)
 
     assert broker.channel is not None
-    dead = await broker.channel.declare_queue(broker.topology.dead_letter_queue, durable=True)
+    dead = await broker.channel.declare_queue(broker.topology.dead_letter_queue, passive=True)
     message = None
     for _ in range(100):
         message = await dead.get(no_ack=True, fail=False)
@@ -78,9 +76,13 @@ async def test_a_dependency_outage_answers_unavailable_at_once_and_the_command_l
         done.set()
         return {"stored": True}
 
-    queue = await broker.declare_service_queue("message", ["test.#"])
     await serve_commands(
-        broker, queue, {"test.flaky": flaky}, transient=(ConnectionError,), transient_backoff_seconds=0.2
+        broker,
+        "message",
+        ["test.#"],
+        {"test.flaky": flaky},
+        transient=(ConnectionError,),
+        transient_backoff_seconds=0.2,
     )
     rpc = RpcClient(broker, timeout=10)
     await rpc.start()

@@ -146,6 +146,8 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
     await _check_references(deps, env, cmd)
     attachment = await _attachment(deps, env, cmd) if cmd.attachment is not None else None
 
+    # the conversation's lock is held until the event is out: events of one conversation leave in seq
+    # order (its commands reach one instance at a time, through its command lane; see relay_broker.lanes)
     async with deps.messages.lock(env.tenant, cmd.conversationId):
         existing = await deps.messages.find_by_client_id(env.tenant, cmd.conversationId, user, cmd.clientMessageId)
         if existing is not None:
@@ -162,22 +164,22 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
         ) and await deps.conversations.claim_status(env.tenant, cmd.conversationId, domain.PENDING, domain.IN_PROGRESS)
         doc = await _insert_with_next_seq(deps, env, cmd, user, roles, first, attachment)
 
-    public = domain.public_message(doc)
-    if domain.participant(conversation, user) is None and domain.is_agent(roles):
-        # an agent who answers becomes a member: their own unread counts and chat list follow
-        member = domain.member(user, _creator_role(roles), doc["createdAt"])
-        await deps.conversations.add_participant(env.tenant, cmd.conversationId, member)
-    await deps.conversations.record_message(
-        env.tenant,
-        cmd.conversationId,
-        doc["seq"],
-        doc["createdAt"],
-        user,
-        domain.unread_audience(conversation, user, cmd.isInternal),
-        preview=domain.preview(public),
-        internal=cmd.isInternal,
-    )
-    await _announce(deps, env, public)
+        public = domain.public_message(doc)
+        if domain.participant(conversation, user) is None and domain.is_agent(roles):
+            # an agent who answers becomes a member: their own unread counts and chat list follow
+            member = domain.member(user, _creator_role(roles), doc["createdAt"])
+            await deps.conversations.add_participant(env.tenant, cmd.conversationId, member)
+        await deps.conversations.record_message(
+            env.tenant,
+            cmd.conversationId,
+            doc["seq"],
+            doc["createdAt"],
+            user,
+            domain.unread_audience(conversation, user, cmd.isInternal),
+            preview=domain.preview(public),
+            internal=cmd.isInternal,
+        )
+        await _announce(deps, env, public)
     await _announce_mentions(deps, env, public, conversation)
     if first:
         status = {"conversationId": cmd.conversationId, "status": domain.IN_PROGRESS, "changedAt": public["createdAt"]}
