@@ -23,6 +23,8 @@ from relay_devstack import Stack, StackConfig
 from relay_devstack.stack import free_port
 from relay_sdk import RelayClient, RelaySocket
 
+from bench.stats import percentile
+
 REPORTS = Path(__file__).parent / "reports"
 
 
@@ -31,13 +33,6 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def run(clients: int, rate: float, seconds: float, stack: Stack) -> dict:
