@@ -12,6 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 from relay_contracts import Envelope, ErrorCode, RelayError
+from relay_contracts.deadline import expired_error
 from relay_log import bound_contextvars, get_logger
 
 from relay_broker.broker import Broker
@@ -28,6 +29,35 @@ def _validation_error(exc: ValidationError) -> RelayError:
     return RelayError(ErrorCode.VALIDATION_ERROR, f"{field or 'body'}: {first.get('msg')}", field=field or None)
 
 
+class CommandConsumer:
+    """A running command consumer; `stop()` takes no new commands and lets those in hand finish."""
+
+    def __init__(self, queue: AbstractQueue) -> None:
+        self.queue = queue
+        self.tag = ""
+        self.in_hand = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def took(self) -> None:
+        self.in_hand += 1
+        self._idle.clear()
+
+    def done(self) -> None:
+        self.in_hand -= 1
+        if self.in_hand == 0:
+            self._idle.set()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        if self.tag:
+            await self.queue.cancel(self.tag)
+            self.tag = ""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("command.stop_timed_out", in_hand=self.in_hand)
+
+
 async def serve_commands(
     broker: Broker,
     queue: AbstractQueue,
@@ -36,13 +66,16 @@ async def serve_commands(
     observe: Observer | None = None,
     transient: tuple[type[BaseException], ...] = (),
     transient_backoff_seconds: float = 1.0,
-) -> str:
-    """Consume `queue`; each message's type picks its handler. Returns the consumer tag.
+) -> CommandConsumer:
+    """Consume `queue`; each message's type picks its handler.
 
-    `transient` names the errors of a dependency that is down (say, the database): the caller is
-    answered `UNAVAILABLE` at once instead of waiting out its timeout, and the command goes back
-    to the queue after a pause, so it lands when the dependency returns (handlers are idempotent).
+    A command past its `expiresAt` is dropped without running its handler: its caller has been
+    answered UNAVAILABLE, which means "not applied" (SPEC §7). `transient` names the errors of a
+    dependency that is down (say, the database): a caller who waits is answered `UNAVAILABLE` at
+    once and the command is dropped (the caller retries with its idempotency key); a command nobody
+    waits for goes back to the queue after a pause and lands when the dependency returns.
     """
+    consumer = CommandConsumer(queue)
 
     async def reply(message: AbstractIncomingMessage, body: dict[str, Any]) -> None:
         if message.reply_to and broker.channel is not None:
@@ -52,6 +85,13 @@ async def serve_commands(
             )
 
     async def on_message(message: AbstractIncomingMessage) -> None:
+        consumer.took()
+        try:
+            await handle(message)
+        finally:
+            consumer.done()
+
+    async def handle(message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
         try:
             envelope = Envelope.from_bytes(message.body)
@@ -66,6 +106,13 @@ async def serve_commands(
             if handler is None:
                 log.error("command.unknown_type")
                 await message.reject(requeue=False)
+                return
+            if envelope.expired():
+                log.warning("command.expired", expires_at=envelope.expiresAt, redelivered=message.redelivered)
+                await reply(message, {"ok": False, "error": expired_error(envelope).to_dict()})
+                await message.ack()
+                if observe is not None:
+                    observe(envelope.type, time.perf_counter() - started, "expired")
                 return
             outcome = "ok"
             try:
@@ -82,10 +129,14 @@ async def serve_commands(
             except transient as exc:
                 outcome = ErrorCode.UNAVAILABLE.value
                 log.warning("command.dependency_down", error=type(exc).__name__, redelivered=message.redelivered)
-                down = RelayError(ErrorCode.UNAVAILABLE, "a dependency of the service is down; retry shortly")
-                await reply(message, {"ok": False, "error": down.to_dict()})
-                await asyncio.sleep(transient_backoff_seconds)  # do not burn the delivery limit in a hot loop
-                await message.nack(requeue=True)
+                if message.reply_to:
+                    # the caller is told "not applied" now, so the command must never land later
+                    down = RelayError(ErrorCode.UNAVAILABLE, "a dependency of the service is down; retry shortly")
+                    await reply(message, {"ok": False, "error": down.to_dict()})
+                    await message.ack()
+                else:
+                    await asyncio.sleep(transient_backoff_seconds)  # do not burn the delivery limit in a hot loop
+                    await message.nack(requeue=True)
             except Exception:
                 # a bug or an unknown failure: requeue; the quorum queue's delivery limit dead-letters it
                 outcome = "error"
@@ -95,4 +146,5 @@ async def serve_commands(
                 if observe is not None:
                     observe(envelope.type, time.perf_counter() - started, outcome)
 
-    return await queue.consume(on_message)
+    consumer.tag = await queue.consume(on_message)
+    return consumer

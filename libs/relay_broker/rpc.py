@@ -14,9 +14,15 @@ from relay_broker.broker import Broker
 
 
 class RpcClient:
-    def __init__(self, broker: Broker, *, timeout: float = 5.0) -> None:
+    """`call` waits `timeout` for the answer. The command expires `settle` seconds before that (AMQP
+    expiration and `expiresAt`): a handler refuses it after its deadline, and a write it began just in time
+    has `settle` seconds to be answered. So a caller answered UNAVAILABLE at the timeout was told the truth:
+    nothing was applied (SPEC §7)."""
+
+    def __init__(self, broker: Broker, *, timeout: float = 5.0, settle: float = 1.0) -> None:
         self._broker = broker
         self._timeout = timeout
+        self._settle = settle
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._queue: AbstractQueue | None = None
 
@@ -45,14 +51,17 @@ class RpcClient:
         if self._queue is None:
             raise RuntimeError("rpc client not started")
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        wait = timeout or self._timeout
+        lifetime = wait - min(self._settle, wait / 2)
+        envelope = envelope.expiring_in(lifetime)
         self._pending[envelope.id] = future
         try:
             try:
-                await self._broker.publish_command(envelope, reply_to=self._queue.name)
+                await self._broker.publish_command(envelope, reply_to=self._queue.name, expiration=lifetime)
             except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
                 raise RelayError(ErrorCode.UNAVAILABLE, "message broker unavailable") from exc
             try:
-                reply = await asyncio.wait_for(future, timeout or self._timeout)
+                reply = await asyncio.wait_for(future, wait)
             except TimeoutError as exc:
                 raise RelayError(ErrorCode.UNAVAILABLE, f"{envelope.type} timed out") from exc
         finally:

@@ -40,6 +40,9 @@ class RelaySettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
 
     rpc_timeout_seconds: float = 5.0
+    # a command expires this long before its caller's timeout (at most half of it): a write begun before the
+    # deadline has this long to be answered, so an UNAVAILABLE at the timeout means "not applied" (SPEC §7)
+    rpc_settle_seconds: float = Field(default=1.0, gt=0)
     max_text_length: int = 4000
 
     @field_validator("jwt_algorithms", mode="before")

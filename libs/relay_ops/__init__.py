@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 
 import uvicorn
@@ -39,10 +40,18 @@ async def run_service(
     checks: dict[str, ReadinessCheck],
     jobs: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> None:
-    """A service's life: start it, serve its ops endpoints and background jobs until stopped, close it."""
+    """A service's life: start it, serve its ops endpoints and background jobs until stopped (SIGTERM or
+    SIGINT), close it (a service's close lets the commands in hand finish, so a stop answers them)."""
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
     await start()
     try:
         await asyncio.gather(serve_ops(host, port, checks), *(job() for job in jobs))
+    except asyncio.CancelledError:
+        pass  # stopped by a signal: close below, exit 0
     finally:
         await close()
 

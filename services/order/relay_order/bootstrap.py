@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 
-from relay_broker import Broker, Topology, serve_commands
+from relay_broker import Broker, CommandConsumer, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
@@ -33,6 +33,7 @@ class OrderService:
         self.broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
         self.mongo, self.db = connect(settings.mongo_url, settings.database_name)
         self.deps = Deps(OrderRepo(self.db), self._publish)
+        self.consumer: CommandConsumer | None = None
 
     async def _publish(self, routing_key: str, event: Envelope) -> None:
         await self.broker.publish_event(routing_key, event)
@@ -43,7 +44,7 @@ class OrderService:
         # commands only: events of the same names travel on relay.events, never to this queue
         self.queue = await self.broker.declare_service_queue(SERVICE, ["order.#"])
         handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
-        await serve_commands(
+        self.consumer = await serve_commands(
             self.broker, self.queue, handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
         )
         log.info("order.started", queue=self.queue.name)
@@ -66,6 +67,8 @@ class OrderService:
             await asyncio.sleep(LAG_SAMPLE_SECONDS)
 
     async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()  # the commands in hand are answered before the connection goes
         await self.broker.close()
         await self.mongo.close()
 
