@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
-from relay_broker import Broker, Topology, serve_commands
+from relay_broker import Broker, CommandConsumer, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
@@ -29,6 +29,8 @@ SERVICE = "message"
 class MessageSettings(RelaySettings):
     message_ops_port: int = 3100
     ops_host: str = "127.0.0.1"
+    # commands in hand at once: enough for a busy conversation's sends to wait together (docs/ingest.md)
+    message_prefetch: int = 512
 
 
 @dataclass
@@ -37,6 +39,7 @@ class MessageService:
     broker: Broker
     mongo: AsyncMongoClient
     deps: Deps
+    consumer: CommandConsumer | None = None
 
     async def start(self) -> None:
         await self.broker.connect()
@@ -47,7 +50,7 @@ class MessageService:
         queue = await self.broker.declare_service_queue(SERVICE, ["conversation.#", "message.#", "file.#"])
         every = {**HANDLERS, **FILE_HANDLERS, **channels.HANDLERS, **changes.HANDLERS, **receipts.HANDLERS}
         handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in every.items()}
-        await serve_commands(
+        self.consumer = await serve_commands(
             self.broker, queue, handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
         )
         self._queue = queue
@@ -69,19 +72,26 @@ class MessageService:
             await asyncio.sleep(5)
 
     async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()  # the commands in hand are answered before the connection goes
         await self.broker.close()
         await self.mongo.close()
 
 
 def build(settings: MessageSettings) -> MessageService:
-    broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
+    broker = Broker(settings.amqp_url, Topology(settings.relay_instance), prefetch=settings.message_prefetch)
     mongo, db = connect(settings.mongo_url, settings.database_name)
 
     async def publish(routing_key: str, event: Envelope) -> None:
         await broker.publish_event(routing_key, event)
 
     deps = Deps(
-        ConversationRepo(db), MessageRepo(db), publish, max_text_length=settings.max_text_length, files=FileRepo(db)
+        ConversationRepo(db),
+        MessageRepo(db),
+        publish,
+        max_text_length=settings.max_text_length,
+        files=FileRepo(db),
+        publish_batch=broker.publish_events,
     )
     return MessageService(settings, broker, mongo, deps)
 

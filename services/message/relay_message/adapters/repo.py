@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from relay_message.domain import PREVIEW_CHARS, user_field
 
-__all__ = ["ConversationRepo", "MessageRepo", "SeqConflict", "conversation_key", "user_field"]
+__all__ = ["CLIENT_CONFLICT", "SEQ_CONFLICT", "ConversationRepo", "MessageRepo", "conversation_key", "user_field"]
+
+# why a batch insert stopped: a seq another writer took first, or a clientMessageId already stored
+SEQ_CONFLICT, CLIENT_CONFLICT = "seq", "client"
 
 
 def conversation_key(tenant: str, conversation_id: str) -> str:
@@ -22,10 +23,6 @@ def conversation_key(tenant: str, conversation_id: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class SeqConflict(Exception):
-    """Another writer took this seq first; read the new tail and try again."""
 
 
 class ConversationRepo:
@@ -55,33 +52,30 @@ class ConversationRepo:
         )
         return result.modified_count == 1
 
-    async def record_message(
+    async def record_messages(
         self,
         tenant: str,
         conversation_id: str,
-        seq: int,
+        *,
+        count: int,
+        last_seq: int,
         at: datetime,
-        sender: str,
-        members: list[str],
-        preview: dict[str, Any] | None = None,
-        internal: bool = False,
+        unread: dict[str, int],
+        agents_preview: dict[str, Any],
+        public_preview: dict[str, Any] | None,
     ) -> None:
-        """Stats of a new message: unread for `members` (minus the sender), last seq, previews.
+        """Stats of `count` new messages in one update: unread per member, last seq, previews.
 
-        An internal note only becomes the agents' preview, so no list shows it to a visitor.
-        """
-        inc: dict[str, int] = {"stats.totalMessages": 1}
-        for user in members:
-            if user != sender:
-                inc[f"stats.unread.{user_field(user)}"] = 1
-        new: dict[str, Any] = {"stats.lastMessageAt": at, "lastActivityAt": at}
-        if preview is not None:
-            new["preview.agents"] = preview
-            if not internal:
-                new["preview.all"] = preview
-        await self._col.update_one(
-            {"_id": conversation_key(tenant, conversation_id)}, {"$max": {"lastSeq": seq}, "$inc": inc, "$set": new}
-        )
+        Internal notes only become the agents' preview (`public_preview` is the last message everyone may see),
+        so no list shows one to a visitor."""
+        inc: dict[str, int] = {"stats.totalMessages": count}
+        for user, n in unread.items():
+            inc[f"stats.unread.{user_field(user)}"] = n
+        new: dict[str, Any] = {"stats.lastMessageAt": at, "lastActivityAt": at, "preview.agents": agents_preview}
+        if public_preview is not None:
+            new["preview.all"] = public_preview
+        update = {"$max": {"lastSeq": last_seq}, "$inc": inc, "$set": new}
+        await self._col.update_one({"_id": conversation_key(tenant, conversation_id)}, update)
 
     async def revise_preview(self, tenant: str, conversation_id: str, message_id: str, content: str) -> None:
         """A previewed message was edited or deleted (`content` ""): chat lists must not keep the old text."""
@@ -152,8 +146,6 @@ class ConversationRepo:
 class MessageRepo:
     def __init__(self, db: AsyncDatabase) -> None:
         self._col = db["messages"]
-        # one writer per conversation in this process; the unique index settles it across processes
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def ensure_indexes(self) -> None:
         await self._col.create_index(
@@ -172,9 +164,6 @@ class MessageRepo:
         )
         await self._col.create_index([("tenant", ASCENDING), ("conversationId", ASCENDING), ("createdAt", ASCENDING)])
         await self._col.create_index([("tenant", ASCENDING), ("conversationId", ASCENDING), ("changedAt", ASCENDING)])
-
-    def lock(self, tenant: str, conversation_id: str) -> asyncio.Lock:
-        return self._locks[conversation_key(tenant, conversation_id)]
 
     async def find_by_client_id(
         self, tenant: str, conversation_id: str, sender: str, client_message_id: str
@@ -245,15 +234,19 @@ class MessageRepo:
         )
         return int(docs[0]["seq"]) if docs else 0
 
-    async def insert(self, doc: dict[str, Any]) -> None:
-        """Insert with the seq already chosen. Raises SeqConflict or DuplicateKeyError (client id)."""
+    async def insert_batch(self, docs: list[dict[str, Any]]) -> tuple[int, str | None]:
+        """Insert in order, stopping at the first duplicate: (how many were stored, why it stopped or None)."""
         try:
-            await self._col.insert_one(doc)
-        except DuplicateKeyError as exc:
-            key = (exc.details or {}).get("keyPattern") or (exc.details or {}).get("keyValue") or {}
-            if "seq" in key or "seq_unique" in str(exc):
-                raise SeqConflict from exc
-            raise
+            await self._col.insert_many(docs, ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if not errors or errors[0].get("code") != 11000:
+                raise
+            first = errors[0]
+            key = first.get("keyPattern") or first.get("keyValue") or {}
+            conflict = SEQ_CONFLICT if "seq" in key or "seq_unique" in str(first.get("errmsg", "")) else CLIENT_CONFLICT
+            return int(first.get("index", exc.details.get("nInserted", 0))), conflict
+        return len(docs), None
 
     async def history(
         self,

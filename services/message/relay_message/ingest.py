@@ -1,0 +1,324 @@
+"""Group commit of sends (ARCHITECTURE.md, "Ingest").
+
+The sends of one conversation that wait together are committed together: one read of the
+conversation, one `insert_many` with the next seq range, one stats update, and their events
+published in seq order with the confirms awaited together; then each caller gets its own answer.
+One drainer task per conversation does this, so nothing is held under a lock and a conversation's
+writes never race each other inside an instance. Across instances the unique `(conversation, seq)`
+index settles it: a seq another instance took first fails the insert at that point, the tail is
+read again and the rest is renumbered, so seq stays gap-free (a seq exists only once its message
+is stored). Idempotency is the unique `(conversation, sender, clientMessageId)` index: insert, and
+on that duplicate answer (and re-announce) the stored original, with no read first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from relay_contracts import Envelope, ErrorCode, RelayError, new_id
+from relay_contracts import messages as m
+from relay_contracts.deadline import expired_error
+from relay_contracts.routing import event_key
+from relay_log import get_logger
+
+from relay_message import domain
+from relay_message.adapters.repo import CLIENT_CONFLICT, conversation_key
+
+if TYPE_CHECKING:
+    from relay_message.handlers import Deps
+
+log = get_logger(__name__)
+
+MAX_BATCH = 500  # sends committed at once; more wait for the next round
+MAX_SEQ_RETRIES = 20
+WRITE_CONCURRENCY = 16
+KNOWN_TAILS = 10_000  # conversations whose last seq this instance remembers
+
+
+@dataclass
+class PendingSend:
+    env: Envelope
+    cmd: m.SendMessage
+    user: str
+    roles: tuple[str, ...]
+    attachment: dict[str, Any] | None
+    future: asyncio.Future[dict[str, Any]]
+    first: bool = False
+    doc: dict[str, Any] = field(default_factory=dict)
+
+
+class SendPipeline:
+    """This instance's per-conversation queues of sends waiting to be committed."""
+
+    def __init__(self, max_batch: int = MAX_BATCH, write_concurrency: int = WRITE_CONCURRENCY) -> None:
+        self.max_batch = max_batch
+        # conversations writing at once: the deadline is checked inside, close to the write it guards
+        self._writes = asyncio.Semaphore(write_concurrency)
+        self._waiting: dict[str, list[PendingSend]] = {}
+        self._draining: set[str] = set()
+        self._tails: OrderedDict[str, int] = OrderedDict()
+        self.batches = 0  # committed rounds, and the sends in them (the service's metrics read these)
+        self.sends = 0
+
+    async def submit(
+        self,
+        deps: Deps,
+        env: Envelope,
+        cmd: m.SendMessage,
+        user: str,
+        roles: tuple[str, ...],
+        attachment: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        key = conversation_key(env.tenant, cmd.conversationId)
+        pending = PendingSend(env, cmd, user, roles, attachment, asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(key, []).append(pending)
+        if key not in self._draining:
+            self._draining.add(key)
+            asyncio.create_task(self._drain(deps, key))  # noqa: RUF006 (it ends when the queue is empty)
+        return await pending.future
+
+    def _take(self, key: str) -> list[PendingSend]:
+        waiting = self._waiting.get(key) or []
+        batch, rest = waiting[: self.max_batch], waiting[self.max_batch :]
+        if rest:
+            self._waiting[key] = rest
+        else:
+            self._waiting.pop(key, None)
+        return batch
+
+    async def _drain(self, deps: Deps, key: str) -> None:
+        try:
+            while batch := self._take(key):
+                try:
+                    await self._commit(deps, key, batch)
+                except BaseException as exc:
+                    for p in batch:
+                        if not p.future.done():
+                            p.future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+        finally:
+            # nothing awaits between the last empty _take and here, so no send can be stranded
+            self._draining.discard(key)
+
+    def _remember_tail(self, key: str, seq: int) -> None:
+        self._tails[key] = seq
+        self._tails.move_to_end(key)
+        if len(self._tails) > KNOWN_TAILS:
+            self._tails.popitem(last=False)
+
+    async def _commit(self, deps: Deps, key: str, batch: list[PendingSend]) -> None:
+        first_env = batch[0].env
+        tenant, cid = first_env.tenant, batch[0].cmd.conversationId
+        conversation = await deps.conversations.get(tenant, cid)
+        if conversation is None:
+            _fail(batch, RelayError(ErrorCode.NOT_FOUND, f"conversation {cid} not found", field="chatId"))
+            return
+        allowed: list[PendingSend] = []
+        refused: list[PendingSend] = []
+        for p in batch:
+            if p.future.done():
+                continue
+            if not domain.can_read(conversation, p.user, p.roles):
+                p.future.set_exception(RelayError(ErrorCode.PERMISSION_DENIED, "not a member of this conversation"))
+            elif not domain.can_send(conversation, p.user, p.roles):
+                refused.append(p)
+            else:
+                allowed.append(p)
+        await self._refuse(deps, tenant, cid, refused)
+        async with self._writes:
+            stored, retried = await self._write(deps, key, tenant, cid, conversation, allowed)
+        if not stored and not retried:
+            return
+        self.batches += 1
+        self.sends += len(stored)
+        await self._record(deps, tenant, cid, conversation, stored)
+        events: list[tuple[str, Envelope]] = []
+        for p, original in retried:
+            # a retry: answer the original; re-announce it in case the first attempt died before publishing
+            # (same event id, so gateways drop the copy they already delivered)
+            events += _announcements(p.env, domain.public_message(original), conversation, first=False)
+        for p in stored:
+            events += _announcements(p.env, domain.public_message(p.doc), conversation, first=p.first)
+        await deps.publish_many(events)
+        for p, original in retried:
+            _answer(p, domain.public_message(original))
+        for p in stored:
+            _answer(p, domain.public_message(p.doc))
+
+    async def _write(
+        self, deps: Deps, key: str, tenant: str, cid: str, conversation: dict[str, Any], allowed: list[PendingSend]
+    ) -> tuple[list[PendingSend], list[tuple[PendingSend, dict[str, Any]]]]:
+        # the deadline, checked right before the first write (inside the write gate, so not stale):
+        # a caller that may have been answered UNAVAILABLE gets no effect
+        live = []
+        for p in allowed:
+            if p.env.expired():
+                log.warning("message.send_expired", correlation_id=p.env.correlationId, expires_at=p.env.expiresAt)
+                p.future.set_exception(expired_error(p.env))
+            else:
+                live.append(p)
+        if not live:
+            return [], []
+        claims = (p for p in live if domain.claims_first_response(conversation, p.roles, p.cmd.isInternal))
+        claimant = next(claims, None)
+        if claimant is not None:
+            claimant.first = await deps.conversations.claim_status(tenant, cid, domain.PENDING, domain.IN_PROGRESS)
+        for p in live:
+            p.doc = _new_doc(p)
+        return await self._insert(deps, key, tenant, cid, live)
+
+    async def _refuse(self, deps: Deps, tenant: str, cid: str, refused: list[PendingSend]) -> None:
+        """May not send (any more): a retry of a send stored before still gets its original."""
+        for p in refused:
+            original = await deps.messages.find_by_client_id(tenant, cid, p.user, p.cmd.clientMessageId)
+            if original is not None:
+                p.future.set_result(domain.public_message(original))
+            else:
+                p.future.set_exception(RelayError(ErrorCode.PERMISSION_DENIED, "you may not send to this conversation"))
+
+    async def _insert(
+        self, deps: Deps, key: str, tenant: str, cid: str, live: list[PendingSend]
+    ) -> tuple[list[PendingSend], list[tuple[PendingSend, dict[str, Any]]]]:
+        """Store `live` with the next seqs, in order; returns (stored, retries answered by their original)."""
+        tail = self._tails.get(key)
+        if tail is None:
+            tail = await deps.messages.last_seq(tenant, cid)
+        stored: list[PendingSend] = []
+        retried: list[tuple[PendingSend, dict[str, Any]]] = []
+        remaining = list(live)
+        for _ in range(MAX_SEQ_RETRIES):
+            for offset, p in enumerate(remaining, start=1):
+                p.doc["seq"] = tail + offset
+            inserted, conflict = await deps.messages.insert_batch([p.doc for p in remaining])
+            stored += remaining[:inserted]
+            tail += inserted
+            remaining = remaining[inserted:]
+            if conflict is None:
+                break
+            if conflict == CLIENT_CONFLICT:
+                p = remaining.pop(0)
+                original = await deps.messages.find_by_client_id(tenant, cid, p.user, p.cmd.clientMessageId)
+                if original is not None:
+                    retried.append((p, original))
+                else:
+                    remaining.insert(0, p)  # the original vanished meanwhile: store this one after all
+            else:
+                tail = await deps.messages.last_seq(tenant, cid)  # another instance took these seqs
+            if not remaining:
+                break
+        self._remember_tail(key, tail)
+        if remaining:
+            self._tails.pop(key, None)
+            _fail(remaining, RelayError(ErrorCode.UNAVAILABLE, "conversation too busy, retry"))
+        return stored, retried
+
+    async def _record(
+        self, deps: Deps, tenant: str, cid: str, conversation: dict[str, Any], stored: list[PendingSend]
+    ) -> None:
+        """The conversation's stats for the whole batch in one update; new agent senders become members."""
+        if not stored:
+            return
+        joined: set[str] = set()
+        for p in stored:
+            if p.user not in joined and domain.participant(conversation, p.user) is None and domain.is_agent(p.roles):
+                # an agent who answers becomes a member: their own unread counts and chat list follow
+                joined.add(p.user)
+                member = domain.member(p.user, domain.creator_role(p.roles), p.doc["createdAt"])
+                await deps.conversations.add_participant(tenant, cid, member)
+        unread: dict[str, int] = {}
+        for p in stored:
+            for user in domain.unread_audience(conversation, p.user, p.cmd.isInternal):
+                unread[user] = unread.get(user, 0) + 1
+        last = stored[-1].doc
+        last_public = next((p.doc for p in reversed(stored) if not p.cmd.isInternal), None)
+        await deps.conversations.record_messages(
+            tenant,
+            cid,
+            count=len(stored),
+            last_seq=last["seq"],
+            at=last["createdAt"],
+            unread=unread,
+            agents_preview=domain.preview(domain.public_message(last)),
+            public_preview=domain.preview(domain.public_message(last_public)) if last_public else None,
+        )
+
+
+def _fail(batch: list[PendingSend], error: RelayError) -> None:
+    for p in batch:
+        if not p.future.done():
+            p.future.set_exception(error)
+
+
+def _answer(p: PendingSend, public: dict[str, Any]) -> None:
+    if not p.future.done():
+        p.future.set_result(public)
+
+
+def _new_doc(p: PendingSend) -> dict[str, Any]:
+    cmd, env = p.cmd, p.env
+    return {
+        "_id": new_id(),
+        "tenant": env.tenant,
+        "conversationId": cmd.conversationId,
+        "seq": 0,  # numbered when stored
+        "senderId": p.user,
+        "senderRoles": list(p.roles),
+        "type": cmd.type,
+        "content": cmd.content,
+        "attachment": p.attachment,
+        "isInternal": cmd.isInternal,
+        "isFirstResponse": p.first,
+        "replyTo": cmd.replyTo,
+        "senderName": env.actor.username if env.actor else None,
+        "threadId": cmd.threadId,
+        "parentMessageId": cmd.parentMessageId,
+        "attachments": list(cmd.attachments),
+        "mentions": list(dict.fromkeys(cmd.mentions)),
+        "links": list(cmd.links),
+        "thread": None,
+        "priority": cmd.priority,
+        "metadata": cmd.metadata,
+        "clientMessageId": cmd.clientMessageId,
+        "deliveryState": "sent",
+        "reads": [],
+        "reactions": [],
+        "edits": [],
+        "deleted": False,
+        "createdAt": datetime.now(UTC),
+        "correlationId": env.correlationId,
+    }
+
+
+def _announcements(
+    env: Envelope, public: dict[str, Any], conversation: dict[str, Any], *, first: bool
+) -> list[tuple[str, Envelope]]:
+    """The events one stored message causes, in order: created, its mentions, the first-response status."""
+    cid = public["conversationId"]
+    events = [
+        (
+            event_key(env.tenant, "conv", cid, m.MESSAGE_CREATED),
+            env.caused(m.MESSAGE_CREATED, public, id=f"msg-{public['messageId']}"),
+        )
+    ]
+    if not public.get("isInternal"):  # a note's mentions would reach readers who may not see notes
+        for user in public.get("mentions", []):
+            if user == public["senderId"] or not domain.can_read(conversation, user, ()):
+                continue
+            mention = env.caused(
+                m.MESSAGE_MENTIONED, {**public, "mentionedUserId": user}, id=f"mention-{public['messageId']}-{user}"
+            )
+            events.append((event_key(env.tenant, "user", user, m.MESSAGE_MENTIONED), mention))
+    if first:
+        status = {"conversationId": cid, "status": domain.IN_PROGRESS, "changedAt": public["createdAt"]}
+        events.append(
+            (
+                event_key(env.tenant, "conv", cid, m.CONVERSATION_STATUS_CHANGED),
+                env.caused(m.CONVERSATION_STATUS_CHANGED, status),
+            )
+        )
+    return events
