@@ -142,3 +142,16 @@ async def test_unread_counts_of_a_batch_add_up_per_member(deps):
     chat = await deps.conversations.get("acme", "c1")
     assert chat["stats"]["unread"] == {"v1": 1, "a1": 3}  # the visitor never counts the note
     assert chat["preview"]["all"]["content"] == "v2" and chat["preview"]["agents"]["content"] == "note"
+
+
+async def test_stored_messages_are_answered_even_if_their_stats_update_fails(deps):
+    from pymongo.errors import AutoReconnect
+
+    await open_chat(deps)
+
+    async def stats_down(*_args, **_kwargs) -> None:
+        raise AutoReconnect("database went away after the insert")
+
+    deps.conversations.record_messages = stats_down  # type: ignore[method-assign]
+    stored = await send(deps, content="kept")  # stored, so the caller must not be told UNAVAILABLE
+    assert stored["seq"] == 1 and [e.data["seq"] for e in deps.publish.of_type("message.created")] == [1]  # type: ignore[attr-defined]

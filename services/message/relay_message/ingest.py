@@ -136,19 +136,21 @@ class SendPipeline:
             return
         self.batches += 1
         self.sends += len(stored)
-        await self._record(deps, tenant, cid, conversation, stored)
+        try:
+            await self._record(deps, tenant, cid, conversation, stored)
+        except Exception:
+            # the messages are stored: their callers must hear so; the stats catch up with the next round
+            log.exception("message.stats_failed", conversation_id=cid, messages=len(stored))
+        # a retry is answered with the original, re-announced in case its first attempt died before
+        # publishing (same event id, so gateways drop the copy they already delivered)
+        answers = [(p, domain.public_message(original), False) for p, original in retried]
+        answers += [(p, domain.public_message(p.doc), p.first) for p in stored]
         events: list[tuple[str, Envelope]] = []
-        for p, original in retried:
-            # a retry: answer the original; re-announce it in case the first attempt died before publishing
-            # (same event id, so gateways drop the copy they already delivered)
-            events += _announcements(p.env, domain.public_message(original), conversation, first=False)
-        for p in stored:
-            events += _announcements(p.env, domain.public_message(p.doc), conversation, first=p.first)
+        for p, public, first in answers:
+            events += _announcements(p.env, public, conversation, first=first)
         await deps.publish_many(events)
-        for p, original in retried:
-            _answer(p, domain.public_message(original))
-        for p in stored:
-            _answer(p, domain.public_message(p.doc))
+        for p, public, _ in answers:
+            _answer(p, public)
 
     async def _write(
         self, deps: Deps, key: str, tenant: str, cid: str, conversation: dict[str, Any], allowed: list[PendingSend]
