@@ -19,6 +19,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,10 @@ from typing import Any
 
 import aiohttp
 from relay_auth import mint_token
-from relay_broker import Broker, Topology
+from relay_broker import Broker, RpcClient, Topology
 from relay_config import DEV_JWT_SECRET
+from relay_contracts import Envelope, RelayError, new_id
+from relay_contracts.envelope import Actor
 from relay_devstack import Stack, StackConfig
 from relay_devstack.stack import free_port
 from relay_sdk import RelaySocket
@@ -87,12 +90,14 @@ async def wait_until(condition: Any, timeout: float, poll: float = 0.25) -> bool
 
 
 class Bench:
-    def __init__(self, stack: Stack, http: aiohttp.ClientSession, broker: Broker) -> None:
+    def __init__(self, stack: Stack, http: aiohttp.ClientSession, broker: Broker, rpc: RpcClient | None = None) -> None:
+        self.rpc = rpc  # set: sends go straight to the message service as commands, not through a gateway
         self.stack = stack
         self.urls = stack.gateway_urls
         self.http = http
         self.broker = broker
         self.receivers: list[Receiver] = []
+        self.users: dict[str, str] = {}  # token → user id
 
     async def start(self) -> None:
         for i, url in enumerate(self.urls):
@@ -115,7 +120,9 @@ class Bench:
         """n support chats, each opened by its own visitor; the agent sockets join them all."""
         chats: dict[str, str] = {}
         for i in range(n):
-            visitor = token(f"bench-visitor-{uuid.uuid4().hex[:8]}-{i}", "visitor")
+            user = f"bench-visitor-{uuid.uuid4().hex[:8]}-{i}"
+            visitor = token(user, "visitor")
+            self.users[visitor] = user
             status, body = await self.request("POST", f"{self.urls[0]}/v2/chats", visitor, {"subject": "bench"})
             assert status == 201, body
             chats[body["chatId"]] = visitor
@@ -126,8 +133,11 @@ class Bench:
 
     async def post(self, p: Post, url: str, who: str, counter: list[int]) -> None:
         try:
-            body = {"chatId": p.chat, "content": f"bench {p.client_id}", "clientMessageId": p.client_id}
-            p.status, _ = await self.request("POST", f"{url}/v2/messages", who, body)
+            if self.rpc is not None:
+                p.status = await self.command(p, who)
+            else:
+                body = {"chatId": p.chat, "content": f"bench {p.client_id}", "clientMessageId": p.client_id}
+                p.status, _ = await self.request("POST", f"{url}/v2/messages", who, body)
         except (aiohttp.ClientError, TimeoutError):
             p.status = -1
         p.answered = time.perf_counter()
@@ -164,6 +174,30 @@ class Bench:
             await asyncio.sleep(0.5)
         return False
 
+    async def command(self, p: Post, who: str) -> int:
+        """The send as the gateway would put it on the broker; its answer as the HTTP status it would become."""
+        assert self.rpc is not None
+        data = {"conversationId": p.chat, "content": f"bench {p.client_id}", "clientMessageId": p.client_id}
+        actor = Actor(userId=self.users[who], roles=("visitor",))
+        envelope = Envelope(type="message.send", tenant=TENANT, correlationId=new_id(), actor=actor, data=data)
+        try:
+            await self.rpc.call(envelope)
+        except RelayError as exc:
+            return exc.http_status
+        return 201
+
+    async def service_metrics(self) -> dict[str, float]:
+        """The message service's group-commit counters (sums and counts), from its /metrics."""
+        url = f"http://127.0.0.1:{self.stack.ops_ports['message']}/metrics"
+        async with self.http.get(url) as resp:
+            text = await resp.text()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("relay_ingest_") and ("_sum" in line or "_count" in line):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
     async def history(self, chat: str, who: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         after = 0
@@ -185,6 +219,7 @@ class Bench:
         skipped = 0
         if profiler is not None:
             profiler.start(seconds)
+        metrics_before = await self.service_metrics()
         started = time.perf_counter()
         for n in range(total):
             due = started + n / rate
@@ -206,6 +241,7 @@ class Bench:
 
         # let whatever is still queued or in hand land (or expire), so the checks see the final state
         settled = await self.settle(chat_ids)
+        group_commit = summarise_metrics(metrics_before, await self.service_metrics())
         accepted = [p for p in posts if p.status == 201]
         refused = [p for p in posts if p.status == 503]
         expected = len(accepted)
@@ -249,6 +285,8 @@ class Bench:
             "accepted_per_s": round(expected / answered_s, 1),
             "answered_503": len(refused),
             "other_errors": len(posts) - expected - len(refused),
+            "other_statuses": dict(Counter(p.status for p in posts if p.status not in (201, 503))),
+            "via": "rpc" if self.rpc is not None else "http",
             "latency_p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
             "latency_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
             "all_answers_p99_ms": round(percentile(all_latencies, 0.99) * 1000, 1),
@@ -259,11 +297,31 @@ class Bench:
             "seq_gap_free": gap_free,
             "delivered_once_both_replicas": delivered_once,
             "delivered_in_seq_order": in_order,
+            "group_commit": group_commit,
         }
         if profile is not None:
             result["profile"] = profile
         print(json.dumps({k: v for k, v in result.items() if k != "profile"}))
         return result
+
+
+def summarise_metrics(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean sends per commit and mean milliseconds per phase over one step."""
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    out: dict[str, float] = {}
+    commits = delta("relay_ingest_batch_size_count")
+    out["commits"] = commits
+    if commits:
+        out["mean_sends_per_commit"] = round(delta("relay_ingest_batch_size_sum") / commits, 1)
+    for phase in ("read", "write", "announce"):
+        label = f'{{phase="{phase}"}}'
+        count = delta(f"relay_ingest_phase_seconds_count{label}")
+        if count:
+            out[f"{phase}_ms_mean"] = round(1000 * delta(f"relay_ingest_phase_seconds_sum{label}") / count, 1)
+    return out
 
 
 def parse_rates(text: str) -> list[float]:
@@ -276,14 +334,18 @@ async def run(args: argparse.Namespace, stack: Stack, report: Callable[[dict], N
     connector = aiohttp.TCPConnector(limit=512)
     results: list[dict] = []
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
-        bench = Bench(stack, http, broker)
+        rpc = None
+        if args.via == "rpc":
+            rpc = RpcClient(broker, timeout=float(stack.config.env.get("RPC_TIMEOUT_SECONDS", 5.0)))
+            await rpc.start()
+        bench = Bench(stack, http, broker, rpc)
         await bench.start()
         plan = [("one", 1, r) for r in parse_rates(args.one)]
         plan += [("many", args.conversations, r) for r in parse_rates(args.many)]
         for kind, conversations, rate in plan:
             name = f"{kind}@{rate:g}"
             profiler = None
-            if args.profile and name == args.profile_step:
+            if args.profile and name in args.profile_step.split(","):
                 profiler = Profiler(stack, REPORTS / "profiles", name)
             result = await bench.step(name, conversations, rate, args.seconds, profiler)
             results.append(result)
@@ -300,7 +362,10 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--profile", action="store_true", help="py-spy the processes during --profile-step")
-    parser.add_argument("--profile-step", default="one@250")
+    parser.add_argument("--profile-step", default="one@250", help="step(s) to profile, comma-separated")
+    parser.add_argument(
+        "--via", choices=("http", "rpc"), default="http", help="post through the gateways, or send commands directly"
+    )
     parser.add_argument("--label", default="", help="a word for the report line (say: before, after)")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the stack's processes")
     args = parser.parse_args()

@@ -59,6 +59,9 @@ class Broker:
         self._prefetch = prefetch
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractChannel | None = None
+        # replies to request/reply commands: no confirms (a confirm would not make a reply any less losable,
+        # since the caller's exclusive queue lives only as long as its connection), so they leave at once
+        self.reply_channel: AbstractChannel | None = None
         self.exchanges: dict[str, AbstractExchange] = {}
 
     async def connect(self) -> None:
@@ -66,6 +69,7 @@ class Broker:
             self.url, client_properties={"connection_name": self.topology.prefix}
         )
         self.channel = await self.connection.channel(publisher_confirms=True)
+        self.reply_channel = await self.connection.channel(publisher_confirms=False)
         await self.channel.set_qos(prefetch_count=self._prefetch)
         await self._declare()
 
@@ -148,6 +152,7 @@ class Broker:
             await self.connection.close()
         self.connection = None
         self.channel = None
+        self.reply_channel = None
 
     async def delete_topology(self) -> None:
         """Remove this instance's exchanges and queues (tests use a throwaway prefix)."""

@@ -78,8 +78,9 @@ async def serve_commands(
     consumer = CommandConsumer(queue)
 
     async def reply(message: AbstractIncomingMessage, body: dict[str, Any]) -> None:
-        if message.reply_to and broker.channel is not None:
-            await broker.channel.default_exchange.publish(
+        channel = broker.reply_channel or broker.channel
+        if message.reply_to and channel is not None:
+            await channel.default_exchange.publish(
                 aio_pika.Message(json.dumps(body, default=str).encode(), correlation_id=message.correlation_id),
                 routing_key=message.reply_to,
             )

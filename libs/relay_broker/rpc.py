@@ -14,12 +14,12 @@ from relay_broker.broker import Broker
 
 
 class RpcClient:
-    """`call` waits `timeout` for the answer. The command expires `settle` seconds before that (AMQP
-    expiration and `expiresAt`): a handler refuses it after its deadline, and a write it began just in time
-    has `settle` seconds to be answered. So a caller answered UNAVAILABLE at the timeout was told the truth:
-    nothing was applied (SPEC §7)."""
+    """`call` waits `timeout` for the answer. The command expires `settle` seconds (default and at most half
+    the timeout) before that (AMQP expiration and `expiresAt`): a handler refuses it after its deadline, and
+    a write it began just in time has `settle` seconds for its answer to come back. So a caller answered
+    UNAVAILABLE at the timeout was told the truth: nothing was applied (SPEC §7)."""
 
-    def __init__(self, broker: Broker, *, timeout: float = 5.0, settle: float = 1.0) -> None:
+    def __init__(self, broker: Broker, *, timeout: float = 5.0, settle: float | None = None) -> None:
         self._broker = broker
         self._timeout = timeout
         self._settle = settle
@@ -52,7 +52,7 @@ class RpcClient:
             raise RuntimeError("rpc client not started")
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         wait = timeout or self._timeout
-        lifetime = wait - min(self._settle, wait / 2)
+        lifetime = wait - min(self._settle or wait, wait / 2)
         envelope = envelope.expiring_in(lifetime)
         self._pending[envelope.id] = future
         try:

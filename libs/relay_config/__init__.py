@@ -41,8 +41,8 @@ class RelaySettings(BaseSettings):
 
     rpc_timeout_seconds: float = 5.0
     # a command expires this long before its caller's timeout (at most half of it): a write begun before the
-    # deadline has this long to be answered, so an UNAVAILABLE at the timeout means "not applied" (SPEC §7)
-    rpc_settle_seconds: float = Field(default=1.0, gt=0)
+    # deadline has this long for its answer to come back, so an UNAVAILABLE at the timeout means "not applied"
+    rpc_settle_seconds: float = Field(default=2.5, gt=0)
     max_text_length: int = 4000
 
     @field_validator("jwt_algorithms", mode="before")

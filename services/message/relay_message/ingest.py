@@ -14,11 +14,14 @@ on that duplicate answer (and re-announce) the stored original, with no read fir
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import Histogram
 from relay_contracts import Envelope, ErrorCode, RelayError, new_id
 from relay_contracts import messages as m
 from relay_contracts.deadline import expired_error
@@ -37,6 +40,17 @@ MAX_BATCH = 500  # sends committed at once; more wait for the next round
 MAX_SEQ_RETRIES = 20
 WRITE_CONCURRENCY = 16
 KNOWN_TAILS = 10_000  # conversations whose last seq this instance remembers
+
+
+BATCH_SIZE = Histogram(
+    "relay_ingest_batch_size", "Sends committed together", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500)
+)
+PHASE_SECONDS = Histogram(
+    "relay_ingest_phase_seconds",
+    "Time of one group commit's phases: read the conversation, write, record stats and publish events",
+    ["phase"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 
 @dataclass
@@ -61,8 +75,7 @@ class SendPipeline:
         self._waiting: dict[str, list[PendingSend]] = {}
         self._draining: set[str] = set()
         self._tails: OrderedDict[str, int] = OrderedDict()
-        self.batches = 0  # committed rounds, and the sends in them (the service's metrics read these)
-        self.sends = 0
+        self._commit_seconds = 0.0  # from the write to the answers, recent rounds
 
     async def submit(
         self,
@@ -78,7 +91,8 @@ class SendPipeline:
         self._waiting.setdefault(key, []).append(pending)
         if key not in self._draining:
             self._draining.add(key)
-            asyncio.create_task(self._drain(deps, key))  # noqa: RUF006 (it ends when the queue is empty)
+            # its own context: the drainer serves many commands, so it must not log as the first one
+            asyncio.create_task(self._drain(deps, key), context=contextvars.Context())  # noqa: RUF006
         return await pending.future
 
     def _take(self, key: str) -> list[PendingSend]:
@@ -114,7 +128,9 @@ class SendPipeline:
     async def _commit(self, deps: Deps, key: str, batch: list[PendingSend]) -> None:
         first_env = batch[0].env
         tenant, cid = first_env.tenant, batch[0].cmd.conversationId
+        started = time.perf_counter()
         conversation = await deps.conversations.get(tenant, cid)
+        started = _phase("read", started)
         if conversation is None:
             _fail(batch, RelayError(ErrorCode.NOT_FOUND, f"conversation {cid} not found", field="chatId"))
             return
@@ -130,17 +146,13 @@ class SendPipeline:
             else:
                 allowed.append(p)
         await self._refuse(deps, tenant, cid, refused)
+        began_writing = time.perf_counter()
         async with self._writes:
             stored, retried = await self._write(deps, key, tenant, cid, conversation, allowed)
+        started = _phase("write", started)
         if not stored and not retried:
             return
-        self.batches += 1
-        self.sends += len(stored)
-        try:
-            await self._record(deps, tenant, cid, conversation, stored)
-        except Exception:
-            # the messages are stored: their callers must hear so; the stats catch up with the next round
-            log.exception("message.stats_failed", conversation_id=cid, messages=len(stored))
+        BATCH_SIZE.observe(len(stored) + len(retried))
         # a retry is answered with the original, re-announced in case its first attempt died before
         # publishing (same event id, so gateways drop the copy they already delivered)
         answers = [(p, domain.public_message(original), False) for p, original in retried]
@@ -148,23 +160,41 @@ class SendPipeline:
         events: list[tuple[str, Envelope]] = []
         for p, public, first in answers:
             events += _announcements(p.env, public, conversation, first=first)
-        await deps.publish_many(events)
+        # the stats and the events do not depend on each other: both before the answers, side by side
+        await asyncio.gather(self._record_safely(deps, tenant, cid, conversation, stored), deps.publish_many(events))
+        _phase("announce", started)
         for p, public, _ in answers:
             _answer(p, public)
+        elapsed = time.perf_counter() - began_writing
+        self._commit_seconds += (elapsed - self._commit_seconds) / 8  # moving average of the recent rounds
+
+    async def _record_safely(
+        self, deps: Deps, tenant: str, cid: str, conversation: dict[str, Any], stored: list[PendingSend]
+    ) -> None:
+        try:
+            await self._record(deps, tenant, cid, conversation, stored)
+        except Exception:
+            # the messages are stored: their callers must hear so; the stats catch up with the next round
+            log.exception("message.stats_failed", conversation_id=cid, messages=len(stored))
 
     async def _write(
         self, deps: Deps, key: str, tenant: str, cid: str, conversation: dict[str, Any], allowed: list[PendingSend]
     ) -> tuple[list[PendingSend], list[tuple[PendingSend, dict[str, Any]]]]:
-        # the deadline, checked right before the first write (inside the write gate, so not stale):
-        # a caller that may have been answered UNAVAILABLE gets no effect
+        # the deadline, checked right before the first write (inside the write gate, so not stale): a caller
+        # that may have been answered UNAVAILABLE gets no effect. A send is written only if it can be answered
+        # before its deadline at the pace of the recent rounds (twice their time), so an overloaded service
+        # refuses late sends instead of answering them after their callers gave up.
         live = []
+        horizon = datetime.now(UTC) + timedelta(seconds=2 * self._commit_seconds)
         for p in allowed:
-            if p.env.expired():
-                log.warning("message.send_expired", correlation_id=p.env.correlationId, expires_at=p.env.expiresAt)
+            if p.env.expired(horizon):
                 p.future.set_exception(expired_error(p.env))
             else:
                 live.append(p)
+        if len(live) < len(allowed):
+            log.warning("message.sends_expired", conversation_id=cid, count=len(allowed) - len(live))
         if not live:
+            self._commit_seconds /= 2  # nothing written, nothing measured: let the estimate recover
             return [], []
         claims = (p for p in live if domain.claims_first_response(conversation, p.roles, p.cmd.isInternal))
         claimant = next(claims, None)
@@ -248,6 +278,12 @@ class SendPipeline:
             agents_preview=domain.preview(domain.public_message(last)),
             public_preview=domain.preview(domain.public_message(last_public)) if last_public else None,
         )
+
+
+def _phase(name: str, started: float) -> float:
+    now = time.perf_counter()
+    PHASE_SECONDS.labels(name).observe(now - started)
+    return now
 
 
 def _fail(batch: list[PendingSend], error: RelayError) -> None:
