@@ -8,7 +8,7 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -28,7 +28,7 @@ RATE = 20  # writes per second while the service stops and returns
 def own_stack(tmp_path_factory):
     instance = f"t-unavail-{uuid.uuid4().hex[:8]}"
     logs = tmp_path_factory.mktemp("unavailable-logs")
-    env = {"RPC_TIMEOUT_SECONDS": "2", "RATE_LIMITS": "message=off,rest_write=off"}
+    env = {"RATE_LIMITS": "message=off,rest_write=off"}  # the default RPC timeout (5 s), shorter than the outage
     with relay_stack(instance, logs, services=("message", "order"), env=env) as running:
         yield running
 
@@ -38,6 +38,17 @@ async def until(condition: Callable[[], bool], timeout: float, what: str) -> Non
     while not condition():
         assert time.monotonic() < deadline, what
         await asyncio.sleep(0.1)
+
+
+async def until_accepted(write: Callable[[], Awaitable[dict]], timeout: float = 60) -> dict:
+    """A client's retry loop: a write answered UNAVAILABLE is sent again (same idempotency key) until it lands."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await write()
+        except RelayError as exc:
+            assert exc.status == 503 and time.monotonic() < deadline, exc
+            await asyncio.sleep(0.2)
 
 
 @dataclass
@@ -126,8 +137,8 @@ async def test_messages_answered_503_during_a_service_stop_were_not_applied(own_
 
     for key in sorted(refused):  # the client retries what it was told was not applied: it lands once
         body = {"chatId": chat_of[key], "content": "retry", "clientMessageId": key}
-        first = await visitor.post("/v2/messages", body, expect=201)
-        again = await posters[1].post("/v2/messages", body, expect=201)
+        first = await until_accepted(lambda b=body: visitor.post("/v2/messages", b, expect=201))
+        again = await until_accepted(lambda b=body: posters[1].post("/v2/messages", b, expect=201))
         assert again["messageId"] == first["messageId"]
 
     final = await stored()
@@ -175,8 +186,12 @@ async def test_orders_answered_503_during_a_service_stop_were_not_created(own_st
 
     for key in sorted(refused):
         body, headers = {"tableSessionId": key}, {"Idempotency-Key": key}
-        first = await waiters[0].post("/api/v1/orders", body, headers=headers, expect=201)
-        again = await waiters[1].post("/api/v1/orders", body, headers=headers, expect=201)
+        first = await until_accepted(
+            lambda b=body, h=headers: waiters[0].post("/api/v1/orders", b, headers=h, expect=201)
+        )
+        again = await until_accepted(
+            lambda b=body, h=headers: waiters[1].post("/api/v1/orders", b, headers=h, expect=201)
+        )
         assert again["orderId"] == first["orderId"]
 
     final = await tables()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,8 @@ MAX_BATCH = 500  # sends committed at once; more wait for the next round
 MAX_SEQ_RETRIES = 20
 WRITE_CONCURRENCY = 16
 KNOWN_TAILS = 10_000  # conversations whose last seq this instance remembers
+PACE_ROUNDS = 16
+COLD_START_SECONDS = 0.5
 
 
 BATCH_SIZE = Histogram(
@@ -75,7 +77,8 @@ class SendPipeline:
         self._waiting: dict[str, list[PendingSend]] = {}
         self._draining: set[str] = set()
         self._tails: OrderedDict[str, int] = OrderedDict()
-        self._commit_seconds = 0.0  # from the write to the answers, recent rounds
+        # from the write to the answers, the recent rounds (a fresh instance assumes a slow start)
+        self._rounds: deque[float] = deque([COLD_START_SECONDS], maxlen=PACE_ROUNDS)
 
     async def submit(
         self,
@@ -94,6 +97,11 @@ class SendPipeline:
             # its own context: the drainer serves many commands, so it must not log as the first one
             asyncio.create_task(self._drain(deps, key), context=contextvars.Context())  # noqa: RUF006
         return await pending.future
+
+    @property
+    def pace(self) -> float:
+        """How long a round takes from its write to its answers: the slowest of the recent ones."""
+        return max(self._rounds)
 
     def _take(self, key: str) -> list[PendingSend]:
         waiting = self._waiting.get(key) or []
@@ -165,8 +173,7 @@ class SendPipeline:
         _phase("announce", started)
         for p, public, _ in answers:
             _answer(p, public)
-        elapsed = time.perf_counter() - began_writing
-        self._commit_seconds += (elapsed - self._commit_seconds) / 8  # moving average of the recent rounds
+        self._rounds.append(time.perf_counter() - began_writing)
 
     async def _record_safely(
         self, deps: Deps, tenant: str, cid: str, conversation: dict[str, Any], stored: list[PendingSend]
@@ -185,7 +192,7 @@ class SendPipeline:
         # before its deadline at the pace of the recent rounds (twice their time), so an overloaded service
         # refuses late sends instead of answering them after their callers gave up.
         live = []
-        horizon = datetime.now(UTC) + timedelta(seconds=2 * self._commit_seconds)
+        horizon = datetime.now(UTC) + timedelta(seconds=2 * self.pace)
         for p in allowed:
             if p.env.expired(horizon):
                 p.future.set_exception(expired_error(p.env))
@@ -194,7 +201,7 @@ class SendPipeline:
         if len(live) < len(allowed):
             log.warning("message.sends_expired", conversation_id=cid, count=len(allowed) - len(live))
         if not live:
-            self._commit_seconds /= 2  # nothing written, nothing measured: let the estimate recover
+            self._rounds.append(self.pace / 2)  # nothing written, nothing measured: let the estimate recover
             return [], []
         claims = (p for p in live if domain.claims_first_response(conversation, p.roles, p.cmd.isInternal))
         claimant = next(claims, None)
