@@ -17,12 +17,19 @@ class RpcClient:
     """`call` waits `timeout` for the answer. The command expires `settle` seconds (default and at most half
     the timeout) before that (AMQP expiration and `expiresAt`): a handler refuses it after its deadline, and
     a write it began just in time has `settle` seconds for its answer to come back. So a caller answered
-    UNAVAILABLE at the timeout was told the truth: nothing was applied (SPEC §7)."""
+    UNAVAILABLE at the timeout was told the truth: nothing was applied (SPEC §7).
 
-    def __init__(self, broker: Broker, *, timeout: float = 5.0, settle: float | None = None) -> None:
+    At most `max_in_flight` calls wait at once; more are answered UNAVAILABLE at once, unsent. An overloaded
+    process sheds load instead of queueing it: a backlog would make answers come back later than their
+    callers' timeouts."""
+
+    def __init__(
+        self, broker: Broker, *, timeout: float = 5.0, settle: float | None = None, max_in_flight: int = 1000
+    ) -> None:
         self._broker = broker
         self._timeout = timeout
         self._settle = settle
+        self._max_in_flight = max_in_flight
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._queue: AbstractQueue | None = None
 
@@ -50,6 +57,8 @@ class RpcClient:
         """Send a command and return its reply's `data`, or raise the RelayError it answered."""
         if self._queue is None:
             raise RuntimeError("rpc client not started")
+        if len(self._pending) >= self._max_in_flight:
+            raise RelayError(ErrorCode.UNAVAILABLE, "too many requests in flight; retry shortly")
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         wait = timeout or self._timeout
         lifetime = wait - min(self._settle or wait, wait / 2)

@@ -117,6 +117,22 @@ async def test_a_command_whose_caller_timed_out_is_never_applied(broker: Broker)
     assert len(ran) == 1
 
 
+async def test_calls_beyond_the_in_flight_limit_are_refused_at_once_and_never_sent(broker: Broker):
+    queue = await broker.declare_service_queue("message", ["test.#"])
+    rpc = RpcClient(broker, timeout=2, max_in_flight=1)
+    await rpc.start()
+    waiting = asyncio.create_task(rpc.call(command("test.slow")))  # nobody consumes: it waits its timeout
+    await asyncio.sleep(0.2)  # let the first call publish
+    with pytest.raises(RelayError) as shed:
+        await rpc.call(command("test.shed"))
+    assert shed.value.code == ErrorCode.UNAVAILABLE
+    first = await queue.get(no_ack=True, fail=False)  # (taken before it expires in the queue)
+    assert first is not None and Envelope.from_bytes(first.body).type == "test.slow"
+    assert await queue.get(no_ack=True, fail=False) is None  # the refused call was never sent
+    with pytest.raises(RelayError):
+        await waiting
+
+
 async def test_events_reach_only_queues_bound_to_their_target(broker: Broker):
     from relay_contracts.routing import event_key, interest_pattern
 

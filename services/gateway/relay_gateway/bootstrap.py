@@ -115,7 +115,12 @@ def build(settings: GatewaySettings) -> GatewayApp:
         engineio_logger=False,
     )
     broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
-    rpc = RpcClient(broker, timeout=settings.rpc_timeout_seconds, settle=settings.rpc_settle_seconds)
+    rpc = RpcClient(
+        broker,
+        timeout=settings.rpc_timeout_seconds,
+        settle=settings.rpc_settle_seconds,
+        max_in_flight=settings.rpc_max_in_flight,
+    )
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
         algorithms=settings.jwt_algorithms,
