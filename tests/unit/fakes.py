@@ -32,20 +32,22 @@ class FakeConversations:
         doc["status"] = new
         return True
 
-    async def record_messages(
-        self, tenant, cid, *, count, last_seq, at, unread, agents_preview, public_preview
-    ) -> None:
-        doc = self.docs[(tenant, cid)]
+    async def get_many(self, keys):
+        return {key: dict(self.docs[key]) for key in keys if key in self.docs}
+
+    async def record_many(self, stats) -> None:
         self.stats_updates += 1
-        doc["lastSeq"] = max(doc.get("lastSeq", 0), last_seq)
-        stats = doc.setdefault("stats", {})
-        stats["totalMessages"] = stats.get("totalMessages", 0) + count
-        counts = stats.setdefault("unread", {})
-        for user, n in unread.items():
-            counts[user] = counts.get(user, 0) + n
-        doc.setdefault("preview", {})["agents"] = agents_preview
-        if public_preview is not None:
-            doc["preview"]["all"] = public_preview
+        for s in stats:
+            doc = self.docs[(s.tenant, s.conversation_id)]
+            doc["lastSeq"] = max(doc.get("lastSeq", 0), s.last_seq)
+            totals = doc.setdefault("stats", {})
+            totals["totalMessages"] = totals.get("totalMessages", 0) + s.count
+            counts = totals.setdefault("unread", {})
+            for user, n in s.unread.items():
+                counts[user] = counts.get(user, 0) + n
+            doc.setdefault("preview", {})["agents"] = s.agents_preview
+            if s.public_preview is not None:
+                doc["preview"]["all"] = s.public_preview
 
     async def revise_preview(self, tenant: str, cid: str, message_id: str, content: str) -> None:
         for preview in self.docs[(tenant, cid)].get("preview", {}).values():

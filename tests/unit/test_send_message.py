@@ -152,7 +152,7 @@ async def test_stored_messages_are_answered_even_if_their_stats_update_fails(dep
     async def stats_down(*_args, **_kwargs) -> None:
         raise AutoReconnect("database went away after the insert")
 
-    deps.conversations.record_messages = stats_down  # type: ignore[method-assign]
+    deps.conversations.record_many = stats_down  # type: ignore[method-assign]
     stored = await send(deps, content="kept")  # stored, so the caller must not be told UNAVAILABLE
     assert stored["seq"] == 1 and [e.data["seq"] for e in deps.publish.of_type("message.created")] == [1]  # type: ignore[attr-defined]
 
@@ -167,3 +167,31 @@ async def test_a_send_that_could_not_be_answered_before_its_deadline_is_refused_
     assert err.value.code == "UNAVAILABLE" and deps.messages.docs == []  # type: ignore[attr-defined]
     roomy = await handlers.send_message(tight.expiring_in(10.0), deps)  # enough time: written
     assert roomy["seq"] == 1
+
+
+async def test_sends_into_many_conversations_share_one_round(deps):
+    for i in range(30):
+        await open_chat(deps, cid=f"c{i}")
+    sends = [
+        handlers.send_message(
+            cmd(
+                "message.send",
+                "v1",
+                ("visitor",),
+                conversationId=f"c{i % 30}",
+                content=f"m{i}",
+                clientMessageId=f"k{i}",
+            ),
+            deps,
+        )
+        for i in range(60)
+    ]
+    results = await asyncio.gather(*sends)
+    by_chat: dict[str, list[int]] = {}
+    for r in results:
+        by_chat.setdefault(r["conversationId"], []).append(r["seq"])
+    assert all(seqs == [1, 2] for seqs in by_chat.values()) and len(by_chat) == 30
+    assert len(deps.messages.inserts) <= 2 and deps.conversations.stats_updates <= 2  # type: ignore[attr-defined]
+    for i in range(30):
+        chat = await deps.conversations.get("acme", f"c{i}")
+        assert chat["lastSeq"] == 2 and chat["stats"]["totalMessages"] == 2

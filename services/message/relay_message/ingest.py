@@ -1,14 +1,16 @@
 """Group commit of sends (ARCHITECTURE.md, "Ingest").
 
-The sends of one conversation that wait together are committed together: one read of the
-conversation, one `insert_many` with the next seq range, one stats update, and their events
-published in seq order with the confirms awaited together; then each caller gets its own answer.
-One drainer task per conversation does this, so nothing is held under a lock and a conversation's
-writes never race each other inside an instance. Across instances the unique `(conversation, seq)`
-index settles it: a seq another instance took first fails the insert at that point, the tail is
-read again and the rest is renumbered, so seq stays gap-free (a seq exists only once its message
-is stored). Idempotency is the unique `(conversation, sender, clientMessageId)` index: insert, and
-on that duplicate answer (and re-announce) the stored original, with no read first.
+The sends that wait together, across all conversations, are committed together: one read of their
+conversations, one `insert_many` with each conversation's next seq range, one bulk update of their
+stats, and their events published in seq order with the confirms awaited together; then each caller
+gets its own answer. One drainer task per instance runs these rounds one after the other, so nothing
+is held under a lock, a conversation's writes never race each other inside an instance, and the
+cost of a round is a handful of database round trips whether it carries one send or hundreds.
+Across instances the unique `(conversation, seq)` index settles it: a seq another instance took
+first fails the insert at that point, that conversation's tail is read again and the rest is
+renumbered, so seq stays gap-free (a seq exists only once its message is stored). Idempotency is
+the unique `(conversation, sender, clientMessageId)` index: insert, and on that duplicate answer
+(and re-announce) the stored original, with no read first.
 """
 
 from __future__ import annotations
@@ -29,27 +31,27 @@ from relay_contracts.routing import event_key
 from relay_log import get_logger
 
 from relay_message import domain
-from relay_message.adapters.repo import CLIENT_CONFLICT, conversation_key
+from relay_message.adapters.repo import CLIENT_CONFLICT, MessageStats
 
 if TYPE_CHECKING:
     from relay_message.handlers import Deps
 
 log = get_logger(__name__)
 
-MAX_BATCH = 500  # sends committed at once; more wait for the next round
+MAX_BATCH = 500  # sends committed in one round; more wait for the next
 MAX_SEQ_RETRIES = 20
-WRITE_CONCURRENCY = 16
 KNOWN_TAILS = 10_000  # conversations whose last seq this instance remembers
 PACE_ROUNDS = 16
 COLD_START_SECONDS = 0.5
 
+Key = tuple[str, str]  # (tenant, conversation id)
 
 BATCH_SIZE = Histogram(
     "relay_ingest_batch_size", "Sends committed together", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500)
 )
 PHASE_SECONDS = Histogram(
     "relay_ingest_phase_seconds",
-    "Time of one group commit's phases: read the conversation, write, record stats and publish events",
+    "Time of one group commit's phases: read the conversations, write, record stats and publish events",
     ["phase"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
@@ -66,17 +68,19 @@ class PendingSend:
     first: bool = False
     doc: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def key(self) -> Key:
+        return (self.env.tenant, self.cmd.conversationId)
+
 
 class SendPipeline:
-    """This instance's per-conversation queues of sends waiting to be committed."""
+    """This instance's sends waiting to be committed, and the rounds that commit them."""
 
-    def __init__(self, max_batch: int = MAX_BATCH, write_concurrency: int = WRITE_CONCURRENCY) -> None:
+    def __init__(self, max_batch: int = MAX_BATCH) -> None:
         self.max_batch = max_batch
-        # conversations writing at once: the deadline is checked inside, close to the write it guards
-        self._writes = asyncio.Semaphore(write_concurrency)
-        self._waiting: dict[str, list[PendingSend]] = {}
-        self._draining: set[str] = set()
-        self._tails: OrderedDict[str, int] = OrderedDict()
+        self._waiting: list[PendingSend] = []
+        self._draining = False
+        self._tails: OrderedDict[Key, int] = OrderedDict()
         # from the write to the answers, the recent rounds (a fresh instance assumes a slow start)
         self._rounds: deque[float] = deque([COLD_START_SECONDS], maxlen=PACE_ROUNDS)
 
@@ -89,13 +93,12 @@ class SendPipeline:
         roles: tuple[str, ...],
         attachment: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        key = conversation_key(env.tenant, cmd.conversationId)
         pending = PendingSend(env, cmd, user, roles, attachment, asyncio.get_running_loop().create_future())
-        self._waiting.setdefault(key, []).append(pending)
-        if key not in self._draining:
-            self._draining.add(key)
+        self._waiting.append(pending)
+        if not self._draining:
+            self._draining = True
             # its own context: the drainer serves many commands, so it must not log as the first one
-            asyncio.create_task(self._drain(deps, key), context=contextvars.Context())  # noqa: RUF006
+            asyncio.create_task(self._drain(deps), context=contextvars.Context())  # noqa: RUF006
         return await pending.future
 
     @property
@@ -103,60 +106,49 @@ class SendPipeline:
         """How long a round takes from its write to its answers: the slowest of the recent ones."""
         return max(self._rounds)
 
-    def _take(self, key: str) -> list[PendingSend]:
-        waiting = self._waiting.get(key) or []
-        batch, rest = waiting[: self.max_batch], waiting[self.max_batch :]
-        if rest:
-            self._waiting[key] = rest
-        else:
-            self._waiting.pop(key, None)
-        return batch
-
-    async def _drain(self, deps: Deps, key: str) -> None:
+    async def _drain(self, deps: Deps) -> None:
         try:
-            while batch := self._take(key):
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
                 try:
-                    await self._commit(deps, key, batch)
+                    await self._round(deps, batch)
                 except BaseException as exc:
-                    for p in batch:
-                        if not p.future.done():
-                            p.future.set_exception(exc)
+                    _fail(batch, exc)
                     if isinstance(exc, asyncio.CancelledError):
                         raise
         finally:
-            # nothing awaits between the last empty _take and here, so no send can be stranded
-            self._draining.discard(key)
+            # nothing awaits between the last empty check and here, so no send can be stranded
+            self._draining = False
 
-    def _remember_tail(self, key: str, seq: int) -> None:
+    def _remember_tail(self, key: Key, seq: int) -> None:
         self._tails[key] = seq
         self._tails.move_to_end(key)
         if len(self._tails) > KNOWN_TAILS:
             self._tails.popitem(last=False)
 
-    async def _commit(self, deps: Deps, key: str, batch: list[PendingSend]) -> None:
-        first_env = batch[0].env
-        tenant, cid = first_env.tenant, batch[0].cmd.conversationId
+    async def _round(self, deps: Deps, batch: list[PendingSend]) -> None:
         started = time.perf_counter()
-        conversation = await deps.conversations.get(tenant, cid)
+        keys = list(dict.fromkeys(p.key for p in batch))
+        conversations = await deps.conversations.get_many(keys)
         started = _phase("read", started)
-        if conversation is None:
-            _fail(batch, RelayError(ErrorCode.NOT_FOUND, f"conversation {cid} not found", field="chatId"))
-            return
         allowed: list[PendingSend] = []
-        refused: list[PendingSend] = []
         for p in batch:
+            conversation = conversations.get(p.key)
             if p.future.done():
                 continue
-            if not domain.can_read(conversation, p.user, p.roles):
+            if conversation is None:
+                error = RelayError(
+                    ErrorCode.NOT_FOUND, f"conversation {p.cmd.conversationId} not found", field="chatId"
+                )
+                p.future.set_exception(error)
+            elif not domain.can_read(conversation, p.user, p.roles):
                 p.future.set_exception(RelayError(ErrorCode.PERMISSION_DENIED, "not a member of this conversation"))
             elif not domain.can_send(conversation, p.user, p.roles):
-                refused.append(p)
+                await self._refuse(deps, p)
             else:
                 allowed.append(p)
-        await self._refuse(deps, tenant, cid, refused)
         began_writing = time.perf_counter()
-        async with self._writes:
-            stored, retried = await self._write(deps, key, tenant, cid, conversation, allowed)
+        stored, retried = await self._write(deps, conversations, allowed)
         started = _phase("write", started)
         if not stored and not retried:
             return
@@ -167,30 +159,21 @@ class SendPipeline:
         answers += [(p, domain.public_message(p.doc), p.first) for p in stored]
         events: list[tuple[str, Envelope]] = []
         for p, public, first in answers:
-            events += _announcements(p.env, public, conversation, first=first)
+            events += _announcements(p.env, public, conversations[p.key], first=first)
         # the stats and the events do not depend on each other: both before the answers, side by side
-        await asyncio.gather(self._record_safely(deps, tenant, cid, conversation, stored), deps.publish_many(events))
+        await asyncio.gather(self._record_safely(deps, conversations, stored), deps.publish_many(events))
         _phase("announce", started)
         for p, public, _ in answers:
             _answer(p, public)
         self._rounds.append(time.perf_counter() - began_writing)
 
-    async def _record_safely(
-        self, deps: Deps, tenant: str, cid: str, conversation: dict[str, Any], stored: list[PendingSend]
-    ) -> None:
-        try:
-            await self._record(deps, tenant, cid, conversation, stored)
-        except Exception:
-            # the messages are stored: their callers must hear so; the stats catch up with the next round
-            log.exception("message.stats_failed", conversation_id=cid, messages=len(stored))
-
     async def _write(
-        self, deps: Deps, key: str, tenant: str, cid: str, conversation: dict[str, Any], allowed: list[PendingSend]
+        self, deps: Deps, conversations: dict[Key, dict[str, Any]], allowed: list[PendingSend]
     ) -> tuple[list[PendingSend], list[tuple[PendingSend, dict[str, Any]]]]:
-        # the deadline, checked right before the first write (inside the write gate, so not stale): a caller
-        # that may have been answered UNAVAILABLE gets no effect. A send is written only if it can be answered
-        # before its deadline at the pace of the recent rounds (twice their time), so an overloaded service
-        # refuses late sends instead of answering them after their callers gave up.
+        # the deadline, checked right before the first write: a caller that may have been answered UNAVAILABLE
+        # gets no effect. A send is written only if it can be answered before its deadline at the pace of the
+        # recent rounds (twice the slowest), so an overloaded service refuses late sends instead of answering
+        # them after their callers gave up.
         live = []
         horizon = datetime.now(UTC) + timedelta(seconds=2 * self.pace)
         for p in allowed:
@@ -199,46 +182,53 @@ class SendPipeline:
             else:
                 live.append(p)
         if len(live) < len(allowed):
-            log.warning("message.sends_expired", conversation_id=cid, count=len(allowed) - len(live))
+            log.warning("message.sends_expired", count=len(allowed) - len(live))
         if not live:
             self._rounds.append(self.pace / 2)  # nothing written, nothing measured: let the estimate recover
             return [], []
-        claims = (p for p in live if domain.claims_first_response(conversation, p.roles, p.cmd.isInternal))
-        claimant = next(claims, None)
-        if claimant is not None:
-            claimant.first = await deps.conversations.claim_status(tenant, cid, domain.PENDING, domain.IN_PROGRESS)
+        claimed: set[Key] = set()
+        for p in live:
+            conversation = conversations[p.key]
+            if p.key not in claimed and domain.claims_first_response(conversation, p.roles, p.cmd.isInternal):
+                claimed.add(p.key)
+                tenant, cid = p.key
+                p.first = await deps.conversations.claim_status(tenant, cid, domain.PENDING, domain.IN_PROGRESS)
         for p in live:
             p.doc = _new_doc(p)
-        return await self._insert(deps, key, tenant, cid, live)
+        return await self._insert(deps, conversations, live)
 
-    async def _refuse(self, deps: Deps, tenant: str, cid: str, refused: list[PendingSend]) -> None:
+    async def _refuse(self, deps: Deps, p: PendingSend) -> None:
         """May not send (any more): a retry of a send stored before still gets its original."""
-        for p in refused:
-            original = await deps.messages.find_by_client_id(tenant, cid, p.user, p.cmd.clientMessageId)
-            if original is not None:
-                p.future.set_result(domain.public_message(original))
-            else:
-                p.future.set_exception(RelayError(ErrorCode.PERMISSION_DENIED, "you may not send to this conversation"))
+        tenant, cid = p.key
+        original = await deps.messages.find_by_client_id(tenant, cid, p.user, p.cmd.clientMessageId)
+        if original is not None:
+            p.future.set_result(domain.public_message(original))
+        else:
+            p.future.set_exception(RelayError(ErrorCode.PERMISSION_DENIED, "you may not send to this conversation"))
 
     async def _insert(
-        self, deps: Deps, key: str, tenant: str, cid: str, live: list[PendingSend]
+        self, deps: Deps, conversations: dict[Key, dict[str, Any]], live: list[PendingSend]
     ) -> tuple[list[PendingSend], list[tuple[PendingSend, dict[str, Any]]]]:
-        """Store `live` with the next seqs, in order; returns (stored, retries answered by their original)."""
-        tail = self._tails.get(key)
-        if tail is None:
-            tail = await deps.messages.last_seq(tenant, cid)
+        """Store `live` with each conversation's next seqs, in order; returns (stored, retries answered by
+        their original). A conversation's tail not remembered is taken from its `lastSeq` (never ahead of the
+        stored messages; when behind, the insert says so and the tail is read)."""
+        tails = {p.key: self._tails.get(p.key, int(conversations[p.key].get("lastSeq", 0))) for p in live}
         stored: list[PendingSend] = []
         retried: list[tuple[PendingSend, dict[str, Any]]] = []
-        remaining = list(live)
+        remaining = sorted(live, key=lambda p: p.key)  # stable: each conversation's sends keep their order
         for _ in range(MAX_SEQ_RETRIES):
-            for offset, p in enumerate(remaining, start=1):
-                p.doc["seq"] = tail + offset
+            next_seq = dict(tails)
+            for p in remaining:
+                next_seq[p.key] += 1
+                p.doc["seq"] = next_seq[p.key]
             inserted, conflict = await deps.messages.insert_batch([p.doc for p in remaining])
+            for p in remaining[:inserted]:
+                tails[p.key] = p.doc["seq"]
             stored += remaining[:inserted]
-            tail += inserted
             remaining = remaining[inserted:]
             if conflict is None:
                 break
+            tenant, cid = remaining[0].key
             if conflict == CLIENT_CONFLICT:
                 p = remaining.pop(0)
                 original = await deps.messages.find_by_client_id(tenant, cid, p.user, p.cmd.clientMessageId)
@@ -247,44 +237,64 @@ class SendPipeline:
                 else:
                     remaining.insert(0, p)  # the original vanished meanwhile: store this one after all
             else:
-                tail = await deps.messages.last_seq(tenant, cid)  # another instance took these seqs
+                tails[(tenant, cid)] = await deps.messages.last_seq(tenant, cid)  # another writer took these seqs
             if not remaining:
                 break
-        self._remember_tail(key, tail)
+        for key, seq in tails.items():
+            self._remember_tail(key, seq)
         if remaining:
-            self._tails.pop(key, None)
+            for p in remaining:
+                self._tails.pop(p.key, None)
             _fail(remaining, RelayError(ErrorCode.UNAVAILABLE, "conversation too busy, retry"))
         return stored, retried
 
-    async def _record(
-        self, deps: Deps, tenant: str, cid: str, conversation: dict[str, Any], stored: list[PendingSend]
+    async def _record_safely(
+        self, deps: Deps, conversations: dict[Key, dict[str, Any]], stored: list[PendingSend]
     ) -> None:
-        """The conversation's stats for the whole batch in one update; new agent senders become members."""
-        if not stored:
-            return
-        joined: set[str] = set()
+        try:
+            await self._record(deps, conversations, stored)
+        except Exception:
+            # the messages are stored: their callers must hear so; the stats catch up with the next round
+            log.exception("message.stats_failed", messages=len(stored))
+
+    async def _record(self, deps: Deps, conversations: dict[Key, dict[str, Any]], stored: list[PendingSend]) -> None:
+        """Each conversation's stats for the whole round, in one bulk update; new agent senders become members."""
+        by_key: dict[Key, list[PendingSend]] = {}
         for p in stored:
-            if p.user not in joined and domain.participant(conversation, p.user) is None and domain.is_agent(p.roles):
-                # an agent who answers becomes a member: their own unread counts and chat list follow
-                joined.add(p.user)
-                member = domain.member(p.user, domain.creator_role(p.roles), p.doc["createdAt"])
-                await deps.conversations.add_participant(tenant, cid, member)
-        unread: dict[str, int] = {}
-        for p in stored:
-            for user in domain.unread_audience(conversation, p.user, p.cmd.isInternal):
-                unread[user] = unread.get(user, 0) + 1
-        last = stored[-1].doc
-        last_public = next((p.doc for p in reversed(stored) if not p.cmd.isInternal), None)
-        await deps.conversations.record_messages(
-            tenant,
-            cid,
-            count=len(stored),
-            last_seq=last["seq"],
-            at=last["createdAt"],
-            unread=unread,
-            agents_preview=domain.preview(domain.public_message(last)),
-            public_preview=domain.preview(domain.public_message(last_public)) if last_public else None,
-        )
+            by_key.setdefault(p.key, []).append(p)
+        stats = []
+        for (tenant, cid), sends in by_key.items():
+            conversation = conversations[(tenant, cid)]
+            joined: set[str] = set()
+            for p in sends:
+                if (
+                    p.user not in joined
+                    and domain.participant(conversation, p.user) is None
+                    and domain.is_agent(p.roles)
+                ):
+                    # an agent who answers becomes a member: their own unread counts and chat list follow
+                    joined.add(p.user)
+                    member = domain.member(p.user, domain.creator_role(p.roles), p.doc["createdAt"])
+                    await deps.conversations.add_participant(tenant, cid, member)
+            unread: dict[str, int] = {}
+            for p in sends:
+                for user in domain.unread_audience(conversation, p.user, p.cmd.isInternal):
+                    unread[user] = unread.get(user, 0) + 1
+            last = sends[-1].doc
+            last_public = next((p.doc for p in reversed(sends) if not p.cmd.isInternal), None)
+            stats.append(
+                MessageStats(
+                    tenant,
+                    cid,
+                    count=len(sends),
+                    last_seq=last["seq"],
+                    at=last["createdAt"],
+                    unread=unread,
+                    agents_preview=domain.preview(domain.public_message(last)),
+                    public_preview=domain.preview(domain.public_message(last_public)) if last_public else None,
+                )
+            )
+        await deps.conversations.record_many(stats)
 
 
 def _phase(name: str, started: float) -> float:
@@ -293,7 +303,7 @@ def _phase(name: str, started: float) -> float:
     return now
 
 
-def _fail(batch: list[PendingSend], error: RelayError) -> None:
+def _fail(batch: list[PendingSend], error: BaseException) -> None:
     for p in batch:
         if not p.future.done():
             p.future.set_exception(error)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from relay_message.domain import PREVIEW_CHARS, user_field
 
-__all__ = ["CLIENT_CONFLICT", "SEQ_CONFLICT", "ConversationRepo", "MessageRepo", "conversation_key", "user_field"]
+__all__ = [
+    "CLIENT_CONFLICT",
+    "SEQ_CONFLICT",
+    "ConversationRepo",
+    "MessageRepo",
+    "MessageStats",
+    "conversation_key",
+    "user_field",
+]
 
 # why a batch insert stopped: a seq another writer took first, or a clientMessageId already stored
 SEQ_CONFLICT, CLIENT_CONFLICT = "seq", "client"
@@ -23,6 +32,35 @@ def conversation_key(tenant: str, conversation_id: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class MessageStats:
+    """What `count` new messages of one conversation change in it: unread per member, last seq, previews.
+
+    Internal notes only become the agents' preview (`public_preview` is the last message everyone may see),
+    so no list shows one to a visitor."""
+
+    tenant: str
+    conversation_id: str
+    count: int
+    last_seq: int
+    at: datetime
+    unread: dict[str, int]
+    agents_preview: dict[str, Any]
+    public_preview: dict[str, Any] | None
+
+
+def _stats_update(stats: MessageStats) -> UpdateOne:
+    inc: dict[str, int] = {"stats.totalMessages": stats.count}
+    for user, n in stats.unread.items():
+        inc[f"stats.unread.{user_field(user)}"] = n
+    new: dict[str, Any] = {"stats.lastMessageAt": stats.at, "lastActivityAt": stats.at}
+    new["preview.agents"] = stats.agents_preview
+    if stats.public_preview is not None:
+        new["preview.all"] = stats.public_preview
+    key = {"_id": conversation_key(stats.tenant, stats.conversation_id)}
+    return UpdateOne(key, {"$max": {"lastSeq": stats.last_seq}, "$inc": inc, "$set": new})
 
 
 class ConversationRepo:
@@ -52,30 +90,16 @@ class ConversationRepo:
         )
         return result.modified_count == 1
 
-    async def record_messages(
-        self,
-        tenant: str,
-        conversation_id: str,
-        *,
-        count: int,
-        last_seq: int,
-        at: datetime,
-        unread: dict[str, int],
-        agents_preview: dict[str, Any],
-        public_preview: dict[str, Any] | None,
-    ) -> None:
-        """Stats of `count` new messages in one update: unread per member, last seq, previews.
+    async def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Several conversations in one query, by (tenant, conversation id); the missing ones are absent."""
+        ids = [conversation_key(tenant, cid) for tenant, cid in keys]
+        docs = await self._col.find({"_id": {"$in": ids}}).to_list()
+        return {(d["tenant"], d["conversationId"]): d for d in docs}
 
-        Internal notes only become the agents' preview (`public_preview` is the last message everyone may see),
-        so no list shows one to a visitor."""
-        inc: dict[str, int] = {"stats.totalMessages": count}
-        for user, n in unread.items():
-            inc[f"stats.unread.{user_field(user)}"] = n
-        new: dict[str, Any] = {"stats.lastMessageAt": at, "lastActivityAt": at, "preview.agents": agents_preview}
-        if public_preview is not None:
-            new["preview.all"] = public_preview
-        update = {"$max": {"lastSeq": last_seq}, "$inc": inc, "$set": new}
-        await self._col.update_one({"_id": conversation_key(tenant, conversation_id)}, update)
+    async def record_many(self, stats: list[MessageStats]) -> None:
+        """The stats of each conversation's new messages, one update each, all in one round trip."""
+        if stats:
+            await self._col.bulk_write([_stats_update(s) for s in stats], ordered=False)
 
     async def revise_preview(self, tenant: str, conversation_id: str, message_id: str, content: str) -> None:
         """A previewed message was edited or deleted (`content` ""): chat lists must not keep the old text."""
