@@ -1,10 +1,21 @@
-"""Fan-out benchmark: N sockets over two gateway replicas in one chat, messages posted at a fixed rate.
+"""Fan-out benchmark: Relay against Node Socket.IO 4 + @socket.io/redis-adapter, same clients, same run.
 
-Reports delivered events/s, p50/p99 end-to-end latency (REST post → socket receipt) and gateway
-memory per connection, and writes them to bench/reports/fanout.json (+ a line in fanout.md).
-Measured, not asserted. Loopback only, bounded in count and time.
+Both systems run two server processes on this machine; Node `socket.io-client` sockets (WebSocket
+only) are the load for both; each system publishes through its own server-side API (Relay: the SDK
+`Emitter` -> RabbitMQ `relay.emit` -> gateways; Node: `@socket.io/redis-emitter` -> Redis -> servers).
 
-    .venv/bin/python -m bench.fanout --clients 200 --rate 20 --seconds 10
+Shapes:
+- `room`: N sockets in one room, rate steps until saturation, then half of each system's saturation;
+- `rooms`: 1,000 rooms x 2 sockets (events round robin over the rooms);
+- `big-room`: one room of 5,000 sockets;
+- `idle`: RSS per idle WebSocket (1,000 sockets on one server process).
+
+Figures: deliveries/s reached, server CPU µs per delivery (utime+stime of the two server processes
+over the step), p50/p99 end-to-end latency, and Relay/Node ratios. Measured, not asserted: it writes
+bench/reports/fanout.json and appends a section to bench/reports/fanout.md. Loopback only, bounded.
+
+    .venv/bin/python -m bench.fanout                 # everything (~6 min)
+    .venv/bin/python -m bench.fanout --shapes room   # the comparison only
 """
 
 from __future__ import annotations
@@ -12,131 +23,218 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-from relay_auth import mint_token
-from relay_config import DEV_JWT_SECRET
-from relay_devstack import Stack, StackConfig
-from relay_devstack.stack import free_port
-from relay_sdk import RelayClient, RelaySocket
-
-from bench.stats import percentile
+from bench.procs import NodeClients, NodeReference, RelaySystem, System, cpu_seconds, rss_bytes
 
 REPORTS = Path(__file__).parent / "reports"
+STEPS = [4_000, 8_000, 16_000, 24_000, 32_000, 48_000, 64_000, 96_000, 128_000, 160_000, 200_000]
+KEEPS_UP = 0.9  # a step is sustained when this share of the offered deliveries arrived within its window
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-async def run(clients: int, rate: float, seconds: float, stack: Stack) -> dict:
-    token = lambda user, role: mint_token(DEV_JWT_SECRET, user_id=user, roles=[role], tenant="bench")  # noqa: E731
-    urls = stack.gateway_urls
-    visitor = RelayClient(urls[0], token=token("bench-visitor", "visitor"))
-    chat_id = (await visitor.post("/v2/chats", {"subject": "bench"}))["chatId"]
-    gateway_pids = [p.popen.pid for name, p in stack.procs.items() if name.startswith("gateway")]
-    rss_before = sum(rss_bytes(pid) for pid in gateway_pids)
-
-    sent_at: dict[str, float] = {}
-    latencies: list[float] = []
-    delivered = 0
-    expected = int(rate * seconds) * clients
-    all_delivered = asyncio.Event()
-
-    def on_message(message: dict) -> None:
-        nonlocal delivered
-        delivered += 1
-        if delivered >= expected:
-            all_delivered.set()
-        started = sent_at.get(message.get("clientMessageId") or "")
-        if started is not None:
-            latencies.append(time.perf_counter() - started)
-
-    sockets: list[RelaySocket] = []
-    for i in range(clients):
-        # agents may join any support chat of their tenant: one agent identity per socket
-        sock = RelaySocket(urls[i % len(urls)], auth={"token": token(f"bench-agent-{i}", "agent")})
-        sock.sio.on("message:new", on_message)
-        sockets.append(sock)
-    for batch in range(0, clients, 50):
-        await asyncio.gather(*(s.connect() for s in sockets[batch : batch + 50]))
-    await asyncio.gather(*(s.call("chat:join", {"chatId": chat_id}) for s in sockets))
-    await asyncio.sleep(1)
-    rss_after = sum(rss_bytes(pid) for pid in gateway_pids)
-
-    total = int(rate * seconds)
-    interval = 1.0 / rate
+async def step(
+    system: System, clients: NodeClients, deliveries_per_s: float, seconds: float, *, rooms: int = 0, per_event: int
+) -> dict[str, Any]:
+    """Offer `deliveries_per_s` for `seconds`; count what arrived in the window, then let the backlog drain."""
+    events_per_s = deliveries_per_s / per_event
+    expected = round(events_per_s * seconds) * per_event
+    await clients.command("reset")
+    cpu_before = cpu_seconds(system.server_pids)
     started = time.perf_counter()
-    posts = []
-    for n in range(total):
-        client_id = uuid.uuid4().hex
-        sent_at[client_id] = time.perf_counter()
-        body = {"chatId": chat_id, "content": f"bench {n}", "clientMessageId": client_id}
-        posts.append(asyncio.create_task(visitor.post("/v2/messages", body)))
-        await asyncio.sleep(max(0.0, started + (n + 1) * interval - time.perf_counter()))
-    await asyncio.gather(*posts)
-    try:
-        await asyncio.wait_for(all_delivered.wait(), 30)
-    except TimeoutError:
-        pass  # reported as lost
-    elapsed = time.perf_counter() - started
-
-    for s in sockets:
-        await s.close()
-    await visitor.close()
-    return {
-        "clients": clients,
-        "replicas": len(urls),
-        "rate_per_s": rate,
-        "messages": total,
-        "expected_deliveries": expected,
-        "delivered": delivered,
-        "lost": expected - delivered,
-        "delivered_per_s": round(delivered / elapsed, 1),
-        "latency_p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
-        "latency_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
-        "latency_mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
-        "gateway_rss_per_connection_kib": round((rss_after - rss_before) / clients / 1024, 1),
-        "elapsed_s": round(elapsed, 2),
+    await system.publish(events_per_s, seconds, rooms)
+    await asyncio.sleep(max(0.0, started + seconds - time.perf_counter()))
+    window = time.perf_counter() - started
+    cpu = cpu_seconds(system.server_pids) - cpu_before
+    in_window = sum(r["marked"] for r in await clients.command("mark"))
+    deadline = time.perf_counter() + 20
+    while True:
+        reports = await clients.command("report")
+        received = sum(r["received"] for r in reports)
+        if received >= expected or time.perf_counter() > deadline:
+            break
+        await asyncio.sleep(0.25)
+    p50 = max(r["p50"] or 0 for r in reports)
+    p99 = max(r["p99"] or 0 for r in reports)
+    result = {
+        "system": system.name,
+        "offered_per_s": round(deliveries_per_s),
+        "delivered_per_s": round(in_window / window),
+        "expected": expected,
+        "received": received,
+        "lost": expected - received,
+        "cpu_us_per_delivery": round(cpu * 1e6 / max(1, in_window), 2),
+        "p50_ms": round(p50, 2),
+        "p99_ms": round(p99, 2),
+        "disconnected": sum(r["disconnected"] for r in reports),
     }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+async def settle(system: System, timeout: float = 120) -> float:
+    """Wait until the servers are idle again (a connect storm announces presence): returns seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        before = cpu_seconds(system.server_pids)
+        await asyncio.sleep(0.5)
+        if cpu_seconds(system.server_pids) - before < 0.05:
+            break
+    return round(time.perf_counter() - started, 1)
+
+
+async def ramp(
+    systems: list[System],
+    sockets: int,
+    seconds: float,
+    *,
+    rooms: int = 0,
+    half: bool = True,
+    steps: list[int] | None = None,
+) -> dict[str, Any]:
+    """Rate steps for every system (interleaved) until each saturates; then each at half its saturation."""
+    per_event = 2 if rooms else sockets
+    loads = {s.name: await NodeClients.start(s.client_config(sockets, rooms)) for s in systems}
+    try:
+        settled = {s.name: await settle(s) for s in systems}
+        print(json.dumps({"sockets": sockets, "rooms": rooms, "settled_after_s": settled}), flush=True)
+        results: dict[str, list[dict[str, Any]]] = {s.name: [] for s in systems}
+        saturated: set[str] = set()
+        for rate in steps or STEPS:
+            for system in systems:
+                if system.name in saturated:
+                    continue
+                r = await step(system, loads[system.name], rate, seconds, rooms=rooms, per_event=per_event)
+                results[system.name].append(r)
+                if r["delivered_per_s"] < KEEPS_UP * rate or r["disconnected"]:
+                    saturated.add(system.name)
+            if len(saturated) == len(systems):
+                break
+        summary: dict[str, Any] = {
+            "sockets": sockets,
+            "rooms": rooms or 1,
+            "settled_after_s": settled,
+            "steps": results,
+        }
+        for system in systems:
+            best = max(results[system.name], key=lambda r: r["delivered_per_s"])
+            summary[system.name] = {"saturation_per_s": best["delivered_per_s"]}
+            common = [r for r in results[system.name] if r["offered_per_s"] == 16_000]
+            if common:
+                summary[system.name]["cpu_us_per_delivery_at_16k"] = common[0]["cpu_us_per_delivery"]
+            if half:
+                r = await step(
+                    system, loads[system.name], best["delivered_per_s"] / 2, seconds, rooms=rooms, per_event=per_event
+                )
+                summary[system.name]["half_saturation"] = r
+        return summary
+    finally:
+        for load in loads.values():
+            await load.stop()
+
+
+async def idle_memory(systems: list[System], sockets: int) -> dict[str, Any]:
+    """RSS growth of ONE server process per idle WebSocket connection."""
+    out: dict[str, Any] = {}
+    for system in systems:
+        pid = system.server_pids[0]
+        before = rss_bytes(pid)
+        config = system.client_config(sockets, 0)
+        config["urls"] = config["urls"][:1]
+        load = await NodeClients.start(config)
+        await settle(system)
+        after = rss_bytes(pid)
+        await load.stop()
+        out[system.name] = {"sockets": sockets, "rss_per_socket_kb": round((after - before) / sockets / 1000, 1)}
+        print(json.dumps({system.name: out[system.name]}), flush=True)
+    return out
+
+
+def ratios(report: dict[str, Any]) -> dict[str, Any]:
+    room = report.get("room")
+    if not room:
+        return {}
+    relay, node = room["relay"], room["node"]
+    out = {"saturation": round(relay["saturation_per_s"] / node["saturation_per_s"], 2)}
+    if "cpu_us_per_delivery_at_16k" in relay and "cpu_us_per_delivery_at_16k" in node:
+        out["cpu_per_delivery_at_16k"] = round(
+            relay["cpu_us_per_delivery_at_16k"] / node["cpu_us_per_delivery_at_16k"], 2
+        )
+    return out
+
+
+def write_report(report: dict[str, Any]) -> None:
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / "fanout.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"\n## {report['when']} — Relay vs Node Socket.IO ({report['note']})\n"]
+    r = report.get("ratios", {})
+    if r:
+        lines.append(
+            f"- ratio Relay/Node: saturation {r['saturation']}x, CPU per delivery at 16k/s "
+            f"{r.get('cpu_per_delivery_at_16k', 'n/a')}x\n"
+        )
+    for shape in ("room", "rooms", "big-room"):
+        s = report.get(shape)
+        if not s:
+            continue
+        for name in ("node", "relay"):
+            if name not in s:
+                continue
+            half = s[name].get("half_saturation", {})
+            lines.append(
+                f"- {shape} ({s['sockets']} sockets, {s['rooms']} room(s)) {name}: saturation "
+                f"{s[name]['saturation_per_s']}/s, CPU {s[name].get('cpu_us_per_delivery_at_16k', 'n/a')} µs/delivery "
+                f"at 16k/s, at half saturation p50 {half.get('p50_ms')} ms p99 {half.get('p99_ms')} ms "
+                f"lost {half.get('lost')}\n"
+            )
+    for name, m in report.get("idle", {}).items():
+        lines.append(f"- idle {name}: {m['rss_per_socket_kb']} KB RSS per WebSocket ({m['sockets']} sockets)\n")
+    with (REPORTS / "fanout.md").open("a") as md:
+        md.writelines(lines)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    key = f"bench-{uuid.uuid4().hex[:6]}"
+    systems: list[System] = []
+    if "node" in args.systems:
+        systems.append(await NodeReference.start(key))
+    if "relay" in args.systems:
+        systems.append(await RelaySystem.start(key, log_dir=REPORTS / "logs"))
+    report: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "note": args.note}
+    try:
+        if "idle" in args.shapes:
+            report["idle"] = await idle_memory(systems, args.idle_sockets)
+        if "room" in args.shapes:
+            report["room"] = await ramp(systems, args.sockets, args.seconds)
+        if "rooms" in args.shapes:
+            report["rooms"] = await ramp(systems, 2000, args.seconds, rooms=1000, half=False)
+        if "big-room" in args.shapes:
+            report["big-room"] = await ramp(
+                systems, 5000, args.seconds, half=False, steps=[20_000, 40_000, 80_000, 120_000, 160_000]
+            )
+    finally:
+        for system in systems:
+            await system.stop()
+    report["ratios"] = ratios(report)
+    return report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=20.0, help="messages posted per second")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--systems", default="node,relay")
+    parser.add_argument("--shapes", default="idle,room,rooms,big-room")
+    parser.add_argument("--sockets", type=int, default=200)
+    parser.add_argument("--idle-sockets", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each rate step")
+    parser.add_argument("--note", default="2 cores shared by servers, clients and publishers")
     args = parser.parse_args()
-    config = StackConfig(
-        instance=f"bench-{uuid.uuid4().hex[:6]}",
-        gateway_ports=[free_port(), free_port()],
-        # one visitor posts every message and every agent joins at once: lift the per-user limits
-        env={
-            "LOG_LEVEL": "WARNING",
-            "JWT_SECRET": DEV_JWT_SECRET,
-            "RATE_LIMITS": "message=off,rest_write=off,join=off",
-        },
-        log_dir=str(REPORTS / "logs"),
-    )
-    with Stack(config) as stack:
-        result = asyncio.run(run(args.clients, args.rate, args.seconds, stack))
-    result["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    REPORTS.mkdir(exist_ok=True)
-    (REPORTS / "fanout.json").write_text(json.dumps(result, indent=2) + "\n")
-    with (REPORTS / "fanout.md").open("a") as md:
-        md.write(
-            f"- {result['when']}: {result['clients']} sockets / {result['replicas']} replicas, "
-            f"{result['rate_per_s']} msg/s for {args.seconds}s → {result['delivered_per_s']} deliveries/s, "
-            f"p50 {result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms, lost {result['lost']}, "
-            f"{result['gateway_rss_per_connection_kib']} KiB RSS/connection\n"
-        )
-    print(json.dumps(result, indent=2))
+    args.systems = args.systems.split(",")
+    args.shapes = args.shapes.split(",")
+    report = asyncio.run(main_async(args))
+    write_report(report)
+    print(json.dumps({"ratios": report["ratios"]}, indent=2))
 
 
 if __name__ == "__main__":

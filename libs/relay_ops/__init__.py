@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 import uvicorn
+import uvloop
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -14,6 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def run_process(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a Relay process's main coroutine on uvloop (asyncio.run would keep the default loop: uvicorn
+    applies its `loop` setting only when it owns the loop)."""
+    uvloop.run(main())
 
 
 def ops_routes(checks: dict[str, ReadinessCheck], registry: CollectorRegistry = REGISTRY) -> list[Route]:

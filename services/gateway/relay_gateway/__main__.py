@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import uvicorn
 from relay_config import load_settings
 from relay_log import configure_logging
+from relay_ops import run_process
 
 from relay_gateway.bootstrap import build
 from relay_gateway.settings import GatewaySettings
@@ -23,6 +22,8 @@ async def run() -> None:
         port=settings.gateway_port,
         log_level="warning",
         lifespan="off",
+        # the fan-out fast path writes frames on this protocol's transport (relay_gateway.fanout)
+        ws="websockets-sansio",
         ws_per_message_deflate=settings.ws_permessage_deflate,
         ws_max_size=max(settings.max_frame_bytes, settings.max_packet_bytes) + 1024,
         timeout_graceful_shutdown=5,
@@ -35,4 +36,4 @@ async def run() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run())
+    run_process(run)

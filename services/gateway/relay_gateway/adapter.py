@@ -15,12 +15,14 @@ from typing import Any
 import socketio
 from relay_log import get_logger
 
+from relay_gateway.fanout import FanoutEmit
+
 log = get_logger(__name__)
 
 MAX_RETRY_SECONDS = 5.0
 
 
-class ObservableRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+class ObservableRedisManager(socketio.AsyncRedisManager, FanoutEmit):  # type: ignore[misc]
     subscribed: bool = False
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:

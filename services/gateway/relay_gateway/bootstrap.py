@@ -20,7 +20,8 @@ from relay_gateway import dialects
 from relay_gateway.adapter import ObservableRedisManager
 from relay_gateway.commands import CommandBus
 from relay_gateway.context import Gateway
-from relay_gateway.delivery import EventDelivery
+from relay_gateway.delivery import ACK_BATCH, EventDelivery
+from relay_gateway.fanout import SocketTable
 from relay_gateway.features import FEATURES
 from relay_gateway.identity import Authenticator
 from relay_gateway.ratelimit import RateLimiter, parse_limits
@@ -114,7 +115,10 @@ def build(settings: GatewaySettings) -> GatewayApp:
         logger=False,
         engineio_logger=False,
     )
-    broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
+    # every Engine.IO socket writes its own frames once it is on a plain WebSocket (relay_gateway.fanout)
+    sio.eio.sockets = SocketTable(settings.ws_send_buffer_bytes)
+    # prefetch above the ack batch so the broker keeps the event queue flowing while a batch is handled
+    broker = Broker(settings.amqp_url, Topology(settings.relay_instance), prefetch=4 * ACK_BATCH)
     rpc = RpcClient(
         broker,
         timeout=settings.rpc_timeout_seconds,

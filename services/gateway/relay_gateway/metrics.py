@@ -14,6 +14,9 @@ DELIVERY_SECONDS = Histogram(
 )
 BINDINGS = Gauge("relay_gateway_bindings", "Event-queue bindings held for local interest", ["replica"])
 ROOMS = Gauge("relay_gateway_rooms", "Rooms with local members", ["replica", "namespace"])
+SLOW_CONSUMERS = Counter(
+    "relay_gateway_slow_consumers_total", "Sockets disconnected because their unsent bytes passed WS_SEND_BUFFER_BYTES"
+)
 DUPLICATES_DROPPED = Counter("relay_gateway_duplicate_events_total", "Redelivered events dropped by id")
 COMMANDS = Counter("relay_gateway_commands_total", "Commands sent to the services", ["type"])
 COMMAND_ROUND_TRIP = Histogram(

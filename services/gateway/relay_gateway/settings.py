@@ -21,6 +21,8 @@ class GatewaySettings(RelaySettings):
     # a WebSocket frame / polling packet over this closes the connection before anything is parsed
     max_frame_bytes: int = 1024 * 1024
     ws_permessage_deflate: bool = False
+    # unsent bytes a WebSocket may hold before it counts as a slow consumer and is disconnected
+    ws_send_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     ping_interval_seconds: float = 25.0
     ping_timeout_seconds: float = 20.0
     # a credential-less socket on `/` must `autenticar` within this many seconds (SPEC §2)

@@ -1,6 +1,6 @@
-import asyncio
+from relay_ops import run_process
 
 from relay_presence.bootstrap import run
 
 if __name__ == "__main__":
-    asyncio.run(run())
+    run_process(run)

@@ -1,0 +1,66 @@
+// Load clients: `count` socket.io-client sockets (WebSocket only), round robin over the URLs.
+// Config is one JSON argument: {urls, count, namespace, tokens?: [one per socket], roomList?: [one per socket], event}.
+// Commands on stdin: "reset" (zero the counters), "mark" (snapshot the count now), "report" (print JSON).
+"use strict";
+const readline = require("readline");
+const { io } = require("socket.io-client");
+
+const cfg = JSON.parse(process.argv[2]);
+const now = () => performance.timeOrigin + performance.now();
+let received = 0;
+let marked = 0;
+let latencies = [];
+
+function pct(sorted, q) {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null;
+}
+
+async function connectAll() {
+  const sockets = [];
+  const batch = 100;
+  for (let i = 0; i < cfg.count; i += batch) {
+    const wave = [];
+    for (let j = i; j < Math.min(cfg.count, i + batch); j++) {
+      const url = cfg.urls[j % cfg.urls.length] + (cfg.namespace || "/");
+      const opts = { transports: ["websocket"], forceNew: true, reconnection: false };
+      if (cfg.tokens) opts.auth = { token: cfg.tokens[j] };
+      if (cfg.roomList) opts.query = { room: cfg.roomList[j] };
+      const s = io(url, opts);
+      s.on(cfg.event, (m) => {
+        received++;
+        latencies.push(now() - m.t);
+      });
+      wave.push(new Promise((resolve, reject) => {
+        s.once("connect", resolve);
+        s.once("connect_error", (e) => reject(new Error(`connect_error: ${e.message}`)));
+      }));
+      sockets.push(s);
+    }
+    await Promise.all(wave);
+  }
+  return sockets;
+}
+
+async function main() {
+  const sockets = await connectAll();
+  console.log(JSON.stringify({ ready: sockets.length }));
+  for await (const line of readline.createInterface({ input: process.stdin })) {
+    const cmd = line.trim();
+    if (cmd === "reset") {
+      received = 0; marked = 0; latencies = [];
+      console.log(JSON.stringify({ ok: true }));
+    } else if (cmd === "mark") {
+      marked = received;
+      console.log(JSON.stringify({ marked }));
+    } else if (cmd === "report") {
+      const sorted = Float64Array.from(latencies).sort();
+      const disconnected = sockets.filter((s) => !s.connected).length;
+      console.log(JSON.stringify({ received, marked, p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), disconnected }));
+    } else if (cmd === "quit") {
+      sockets.forEach((s) => s.close());
+      process.exit(0);
+    }
+  }
+}
+
+main().catch((err) => { console.error(err.message); process.exit(1); });

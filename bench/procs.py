@@ -1,0 +1,194 @@
+"""The processes a fan-out run drives: Node load clients, the Node reference system, a private Relay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from relay_auth import mint_token
+from relay_config import DEV_JWT_SECRET
+from relay_devstack import Stack, StackConfig
+from relay_devstack.stack import free_port
+from relay_sdk.emit import Emitter
+
+NODE_DIR = Path(__file__).parent / "node"
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+CLIENT_PROCESSES = 2  # one Node process would become the bottleneck before the servers do
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class LineProcess:
+    """A child speaking one line of text per request and per answer."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, *args: str, ready_timeout: float = 120) -> tuple[LineProcess, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *args, cwd=NODE_DIR, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**20
+        )
+        child = cls(proc)
+        first = await asyncio.wait_for(child.readline(), ready_timeout)
+        return child, first
+
+    async def readline(self) -> str:
+        assert self.proc.stdout is not None
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"child {self.proc.pid} exited (rc {await self.proc.wait()})")
+        return line.decode().strip()
+
+    async def ask(self, line: str) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+        return await self.readline()
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            await self.proc.wait()
+
+
+class NodeClients:
+    """`socket.io-client` sockets spread over CLIENT_PROCESSES Node processes (bench/node/clients.js)."""
+
+    def __init__(self, children: list[LineProcess]) -> None:
+        self.children = children
+
+    @classmethod
+    async def start(cls, config: dict[str, Any]) -> NodeClients:
+        count = config["count"]
+        children = []
+        for i in range(CLIENT_PROCESSES):
+            part = dict(config, count=len(range(i, count, CLIENT_PROCESSES)))
+            for per_socket in ("tokens", "roomList"):
+                if per_socket in config:
+                    part[per_socket] = config[per_socket][i::CLIENT_PROCESSES]
+            child, _ = await LineProcess.start("node", "clients.js", json.dumps(part))
+            children.append(child)
+        return cls(children)
+
+    async def command(self, cmd: str) -> list[dict[str, Any]]:
+        return [json.loads(a) for a in await asyncio.gather(*(c.ask(cmd) for c in self.children))]
+
+    async def stop(self) -> None:
+        for child in self.children:
+            await child.stop()
+
+
+class System(Protocol):
+    name: str
+    server_pids: list[int]
+
+    def client_config(self, sockets: int, rooms: int) -> dict[str, Any]: ...
+    async def publish(self, events_per_s: float, seconds: float, rooms: int) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class NodeReference:
+    """Two Socket.IO 4 processes with @socket.io/redis-adapter; @socket.io/redis-emitter publishes."""
+
+    name = "node"
+
+    def __init__(self, servers: list[LineProcess], publisher: LineProcess, ports: list[int]) -> None:
+        self.servers = servers
+        self.publisher = publisher
+        self.ports = ports
+        self.server_pids = [s.proc.pid for s in servers]
+
+    @classmethod
+    async def start(cls, key: str) -> NodeReference:
+        ports = [free_port(), free_port()]
+        servers = [(await LineProcess.start("node", "ref-server.js", str(p), REDIS_URL, key))[0] for p in ports]
+        publisher, _ = await LineProcess.start("node", "publish.js", REDIS_URL, key)
+        return cls(servers, publisher, ports)
+
+    def client_config(self, sockets: int, rooms: int) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "urls": [f"http://127.0.0.1:{p}" for p in self.ports],
+            "count": sockets,
+            "event": "bench",
+        }
+        if rooms:
+            config["roomList"] = [str((j // 2) % rooms) for j in range(sockets)]
+        return config
+
+    async def publish(self, events_per_s: float, seconds: float, rooms: int) -> None:
+        await self.publisher.ask(f"{events_per_s} {seconds} {rooms}")
+
+    async def stop(self) -> None:
+        for child in [*self.servers, self.publisher]:
+            await child.stop()
+
+
+class RelaySystem:
+    """A private Relay (two gateway replicas + services); the SDK Emitter publishes through relay.emit."""
+
+    name = "relay"
+    tenant = "bench"
+
+    def __init__(self, stack: Stack, emitter: Emitter) -> None:
+        self.stack = stack
+        self.emitter = emitter
+        self.server_pids = [p.popen.pid for n, p in stack.procs.items() if n.startswith("gateway")]
+
+    @classmethod
+    async def start(cls, key: str, log_dir: Path) -> RelaySystem:
+        config = StackConfig(
+            instance=key,
+            gateway_ports=[free_port(), free_port()],
+            env={"LOG_LEVEL": "WARNING", "JWT_SECRET": DEV_JWT_SECRET},
+            log_dir=str(log_dir),
+        )
+        stack = await asyncio.to_thread(lambda: Stack(config).start())
+        emitter = await Emitter(AMQP_URL, instance=key, source="bench").connect()
+        return cls(stack, emitter)
+
+    def client_config(self, sockets: int, rooms: int) -> dict[str, Any]:
+        # rooms: each pair of sockets is one user (two tabs); events go to the user
+        users = [f"room-{(j // 2) % rooms}" if rooms else f"u{j}" for j in range(sockets)]
+        tokens = [mint_token(DEV_JWT_SECRET, user_id=u, roles=["agent"], tenant=self.tenant) for u in users]
+        return {"urls": self.stack.gateway_urls, "count": sockets, "tokens": tokens, "event": "bench"}
+
+    async def publish(self, events_per_s: float, seconds: float, rooms: int) -> None:
+        total = round(events_per_s * seconds)
+        started = time.perf_counter()
+        pending: set[asyncio.Task[str]] = set()
+        for n in range(total):
+            payload = {"t": time.time() * 1000, "n": n}
+            if rooms:
+                coro = self.emitter.to_user(self.tenant, f"room-{n % rooms}", "bench", payload)
+            else:
+                coro = self.emitter.to_tenant(self.tenant, "bench", payload)
+            pending.add(asyncio.create_task(coro))
+            delay = started + (n + 1) / events_per_s - time.perf_counter()
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+                pending = {t for t in pending if not t.done()}
+        await asyncio.gather(*pending)
+
+    async def stop(self) -> None:
+        await self.emitter.close()
+        await asyncio.to_thread(self.stack.stop)

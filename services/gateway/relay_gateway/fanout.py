@@ -1,0 +1,272 @@
+"""The WebSocket write path under Engine.IO: pre-built frames written straight to each socket's transport.
+
+Engine.IO's own WebSocket path costs a task wake-up, a timed queue wait, an ASGI message and a framing
+call per packet per socket. Once a socket has upgraded to an uncompressed WebSocket on uvicorn's
+`websockets-sansio` protocol, `DirectSocket` replaces that with a `FrameWriter`: every packet for the
+socket (room emits, acks, pings, the CLOSE packet) goes through it, so per-socket order is the order
+of writes; nothing is queued elsewhere once it is on. Frames written in one loop tick go out in one
+`transport.write` per socket. A socket whose unsent bytes pass `limit` is a slow consumer: it is
+disconnected with a logged reason and counted, never left to grow memory.
+
+Polling sockets, sockets that negotiated permessage-deflate, and other ASGI servers keep Engine.IO's
+path unchanged (`DirectSocket.writer` stays None).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+import engineio
+import socketio
+from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
+from relay_log import get_logger
+from socketio import packet as sio_packet
+
+from relay_gateway import metrics
+
+log = get_logger(__name__)
+
+TEXT, BINARY = 0x1, 0x2
+
+
+def ws_frame(pkt: eio_packet.Packet) -> bytes:
+    """One unmasked, unfragmented server->client WebSocket frame carrying an Engine.IO packet."""
+    encoded = pkt.encode()
+    if isinstance(encoded, str):
+        payload, opcode = encoded.encode(), TEXT
+    else:
+        payload, opcode = bytes(encoded), BINARY
+    n = len(payload)
+    if n < 126:
+        return bytes((0x80 | opcode, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
+    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
+
+
+class Flusher:
+    """Writes every dirty writer's pending frames once per loop tick."""
+
+    def __init__(self) -> None:
+        self._dirty: list[FrameWriter] = []
+        self._scheduled = False
+
+    def mark(self, writer: FrameWriter) -> None:
+        self._dirty.append(writer)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        self._scheduled = False
+        for writer in dirty:
+            writer.flush()
+
+
+FLUSHER = Flusher()
+
+
+class FrameWriter:
+    __slots__ = ("_pending", "limit", "overflowed", "sid", "transport")
+
+    def __init__(self, transport: asyncio.Transport, limit: int, sid: str) -> None:
+        self.transport = transport
+        self.limit = limit
+        self.sid = sid
+        self._pending: list[bytes] | None = None
+        self.overflowed = False
+
+    def write(self, frame: bytes) -> None:
+        if self._pending is None:
+            self._pending = [frame]
+            FLUSHER.mark(self)
+        else:
+            self._pending.append(frame)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if not pending or self.transport.is_closing():
+            return
+        self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        buffered = self.transport.get_write_buffer_size()
+        if buffered > self.limit and not self.overflowed:
+            # a slow or stuck client: drop it rather than buffer without bound or slow the others
+            self.overflowed = True
+            metrics.SLOW_CONSUMERS.inc()
+            log.warning(
+                "socket.slow_consumer_disconnected", eio_sid=self.sid, buffered_bytes=buffered, limit=self.limit
+            )
+            self.transport.abort()
+
+
+def frame_writer_for(ws: Any, limit: int, sid: str) -> FrameWriter | None:
+    """A writer for an accepted ASGI WebSocket, or None where the fast path does not apply."""
+    protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
+    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+        return None
+    if protocol.conn.extensions:  # permessage-deflate: frames must be compressed per socket
+        return None
+    return FrameWriter(protocol.transport, limit, sid)
+
+
+class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
+    """An Engine.IO socket that writes frames itself once it runs on a plain WebSocket."""
+
+    writer: FrameWriter | None = None
+    send_buffer_limit: int = 1 << 20
+
+    async def send(self, pkt: eio_packet.Packet) -> None:
+        writer = self.writer
+        if writer is None:
+            await super().send(pkt)
+            return
+        if not await self.check_ping_timeout():
+            return
+        writer.write(ws_frame(pkt))
+        if pkt.packet_type == eio_packet.CLOSE:
+            # the client closes on this packet; make sure the frame leaves before the transport does
+            writer.flush()
+
+    async def _websocket_handler(self, ws: Any) -> None:
+        writer = frame_writer_for(ws, self.send_buffer_limit, self.sid)
+        if writer is None:
+            await super()._websocket_handler(ws)
+            return
+        if not await self._upgrade_handshake(ws):
+            return
+        # whatever was queued before (polling, or during the upgrade) goes first, in order
+        while not self.queue.empty():
+            pkt = self.queue.get_nowait()
+            self.queue.task_done()
+            if pkt is not None:
+                writer.write(ws_frame(pkt))
+        self.writer = writer
+        self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
+        try:
+            await self._read_loop(ws)
+        finally:
+            self.writer = None
+            writer.flush()
+            await ws.close()
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    async def _upgrade_handshake(self, ws: Any) -> bool:
+        """Engine.IO's probe/upgrade exchange (as in AsyncSocket._websocket_handler)."""
+        if not self.connected:
+            self.connected = True
+            self.upgraded = True
+            return True
+        self.upgrading = True  # hold packet sends during the upgrade
+        try:
+            probe = eio_packet.Packet(encoded_packet=await self._wait(ws))
+        except OSError:
+            return False
+        if probe.packet_type != eio_packet.PING or probe.data != "probe":
+            self.upgrading = False
+            return False
+        await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+        await self.queue.put(eio_packet.Packet(eio_packet.NOOP))  # end the pending poll
+        try:
+            upgrade = eio_packet.Packet(encoded_packet=await self._wait(ws))
+        except OSError:
+            self.upgrading = False
+            return False
+        self.upgrading = False
+        if upgrade.packet_type != eio_packet.UPGRADE:
+            self.upgraded = False
+            return False
+        self.upgraded = True
+        return True
+
+    async def _wait(self, ws: Any) -> Any:
+        data = await ws.wait()
+        if data and len(data) > self.server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return data
+
+    async def _read_loop(self, ws: Any) -> None:
+        timeout = self.server.ping_interval + self.server.ping_timeout
+        while True:
+            try:
+                data = await asyncio.wait_for(self._wait(ws), timeout)
+            except (asyncio.CancelledError, Exception):
+                return
+            if data is None:  # closed by the client
+                return
+            try:
+                await self.receive(eio_packet.Packet(encoded_packet=data))
+            except eio_exceptions.UnknownPacketError:
+                pass
+            except eio_exceptions.SocketIsClosedError:
+                return
+            except Exception:
+                self.server.logger.exception("Unknown receive error")
+
+
+class SocketTable(dict[str, Any]):
+    """engineio.AsyncServer.sockets: every socket stored in it becomes a DirectSocket."""
+
+    def __init__(self, send_buffer_limit: int) -> None:
+        super().__init__()
+        self.send_buffer_limit = send_buffer_limit
+
+    def __setitem__(self, sid: str, socket: Any) -> None:
+        if type(socket) is engineio.async_socket.AsyncSocket:
+            socket.__class__ = DirectSocket
+            socket.send_buffer_limit = self.send_buffer_limit
+        super().__setitem__(sid, socket)
+
+
+class FanoutEmit(socketio.AsyncManager):  # type: ignore[misc]
+    """A room emit encodes its packet and frame once and writes the same bytes to each direct socket,
+    without a task per recipient; other sockets (polling, compressed) take Engine.IO's path in turn."""
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        room = to or room
+        if callback is not None or namespace not in self.rooms:
+            # an ack needs a packet per recipient (its own ack id): python-socketio's path
+            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs)
+            return
+        if isinstance(data, tuple):
+            data = list(data)
+        elif data is not None:
+            data = [data]
+        else:
+            data = []
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *data]).encode()
+        eio_pkts = [
+            eio_packet.Packet(eio_packet.MESSAGE, p) for p in (encoded if isinstance(encoded, list) else [encoded])
+        ]
+        frames: list[bytes] | None = None
+        sockets = self.server.eio.sockets
+        slow_path: list[str] = []
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            socket = sockets.get(eio_sid)
+            writer = getattr(socket, "writer", None)
+            if writer is None or socket.closed:
+                slow_path.append(eio_sid)
+                continue
+            if frames is None:
+                frames = [ws_frame(p) for p in eio_pkts]
+            for frame in frames:
+                writer.write(frame)
+        for eio_sid in slow_path:
+            for p in eio_pkts:
+                await self.server._send_eio_packet(eio_sid, p)

@@ -1,0 +1,208 @@
+"""The gateway's WebSocket fast path (relay_gateway.fanout) with real sockets: a python-socketio server
+on uvicorn in this process, real Socket.IO clients and raw WebSocket clients on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import socketio
+import uvicorn
+import websockets
+from prometheus_client import REGISTRY
+from relay_devstack.stack import free_port
+from relay_gateway.fanout import DirectSocket, FanoutEmit, SocketTable
+
+
+@dataclass
+class Server:
+    sio: socketio.AsyncServer
+    url: str
+    disconnects: dict[str, str] = field(default_factory=dict)
+
+    def eio_socket(self, sid: str) -> DirectSocket:
+        return self.sio.eio.sockets[self.sio.manager.eio_sid_from_sid(sid, "/")]
+
+
+@asynccontextmanager
+async def serving(*, send_buffer: int = 4 << 20, deflate: bool = False) -> AsyncIterator[Server]:
+    sio = socketio.AsyncServer(async_mode="asgi", client_manager=FanoutEmit(), ping_interval=5, ping_timeout=5)
+    sio.eio.sockets = SocketTable(send_buffer)
+    port = free_port()
+    server = Server(sio, f"http://127.0.0.1:{port}")
+
+    @sio.event
+    async def connect(sid: str, environ: dict, auth: dict | None) -> None:
+        await sio.enter_room(sid, "room")
+
+    @sio.event
+    async def disconnect(sid: str, reason: str) -> None:
+        server.disconnects[sid] = reason
+
+    @sio.event
+    async def echo(sid: str, data: object) -> object:
+        return data
+
+    config = uvicorn.Config(
+        socketio.ASGIApp(sio),
+        host="127.0.0.1",
+        port=port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=deflate,
+        lifespan="off",
+        log_level="warning",
+    )
+    uv = uvicorn.Server(config)
+    task = asyncio.create_task(uv.serve())
+    while not uv.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield server
+    finally:
+        uv.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def client(url: str, transports: list[str], received: list[object]) -> socketio.AsyncClient:
+    c = socketio.AsyncClient(reconnection=False)
+    c.on("n", received.append)
+    c.on("blob", received.append)
+    await c.connect(url, transports=transports, wait_timeout=10)
+    return c
+
+
+async def test_websocket_sockets_take_the_fast_path_and_get_every_event_once_in_order() -> None:
+    async with serving() as server:
+        received: list[list[object]] = [[], [], []]
+        clients = [await client(server.url, ["websocket"], r) for r in received]
+        assert all(server.eio_socket(c.get_sid()).writer is not None for c in clients)
+        for n in range(500):
+            await server.sio.emit("n", n, room="room")
+        await until(lambda: all(len(r) == 500 for r in received))
+        assert all(r == list(range(500)) for r in received)
+        for c in clients:
+            await c.disconnect()
+
+
+async def test_events_queued_while_polling_keep_their_order_through_the_upgrade() -> None:
+    """Packets queued for a polling socket (or during its upgrade) leave before any frame written directly."""
+    async with serving() as server:
+        for _ in range(3):
+            received: list[object] = []
+            stop = asyncio.Event()
+
+            async def stream() -> None:
+                n = 0
+                while not stop.is_set():
+                    await server.sio.emit("n", n, room="room")
+                    n += 1
+                    await asyncio.sleep(0.001)
+
+            streaming = asyncio.create_task(stream())
+            c = await client(server.url, ["polling", "websocket"], received)
+            await until(lambda: c.eio.current_transport == "websocket")
+            before_upgrade = len(received)
+            await until(lambda: len(received) > before_upgrade + 50)
+            stop.set()
+            await streaming
+            await asyncio.sleep(0.2)
+            assert server.eio_socket(c.get_sid()).writer is not None
+            # from the first event this socket got, every later one, once, in order (queued, then direct)
+            assert received == list(range(received[0], received[0] + len(received)))  # type: ignore[arg-type]
+            await c.disconnect()
+
+
+async def test_polling_sockets_use_engineio_queue_and_receive_everything() -> None:
+    async with serving() as server:
+        received: list[object] = []
+        c = await client(server.url, ["polling"], received)
+        assert server.eio_socket(c.get_sid()).writer is None
+        for n in range(100):
+            await server.sio.emit("n", n, room="room")
+            if n % 10 == 9:  # python-engineio's client refuses a poll answer of more than 16 packets
+                await asyncio.sleep(0.05)
+        await until(lambda: len(received) == 100)
+        assert received == list(range(100))
+        await c.disconnect()
+
+
+async def test_acks_binary_attachments_and_skip_sid_through_the_fast_path() -> None:
+    async with serving() as server:
+        a_got: list[object] = []
+        b_got: list[object] = []
+        a = await client(server.url, ["websocket"], a_got)
+        b = await client(server.url, ["websocket"], b_got)
+        # the server's ack answer is written by the fast path too
+        assert await a.call("echo", {"x": [1, 2, 3]}, timeout=5) == {"x": [1, 2, 3]}
+        # a binary attachment becomes a second (binary) frame written after its placeholder packet
+        blob = bytes(range(256)) * 300
+        await server.sio.emit("blob", {"name": "f", "data": blob}, room="room")
+        await server.sio.emit("n", "not for a", room="room", skip_sid=a.get_sid())
+        await until(lambda: len(a_got) == 1 and len(b_got) == 2)
+        assert a_got == [{"name": "f", "data": blob}]
+        assert b_got == [{"name": "f", "data": blob}, "not for a"]
+        # an emit to one socket with a callback (per-recipient ack ids) still gets its answer
+        answers: list[object] = []
+        b.on("ask", lambda data: {"answer": data})
+        await server.sio.emit("ask", 7, to=b.get_sid(), callback=answers.append)
+        await until(lambda: answers == [{"answer": 7}])
+        await a.disconnect()
+        await b.disconnect()
+
+
+async def raw_socketio(url: str, **kwargs: object) -> websockets.ClientConnection:
+    ws = await websockets.connect(url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", **kwargs)
+    assert (await ws.recv()).startswith("0")  # Engine.IO OPEN
+    await ws.send("40")
+    assert (await ws.recv()).startswith("40")  # Socket.IO CONNECT to /
+    return ws
+
+
+async def test_a_socket_that_negotiated_compression_falls_back_and_receives_every_event() -> None:
+    async with serving(deflate=True) as server:
+        ws = await raw_socketio(server.url, compression="deflate")
+        assert ws.protocol.extensions, "the client and server should have negotiated permessage-deflate"
+        await until(lambda: len(server.sio.eio.sockets) == 1)
+        (socket,) = server.sio.eio.sockets.values()
+        assert socket.writer is None
+        for n in range(50):
+            await server.sio.emit("n", n, room="room")
+        got = []
+        while len(got) < 50:
+            frame = await asyncio.wait_for(ws.recv(), 5)
+            if frame.startswith("42"):
+                got.append(json.loads(frame[2:])[1])
+        assert got == list(range(50))
+        await ws.close()
+
+
+async def test_a_stuck_client_is_disconnected_at_the_buffer_bound_and_the_others_get_everything() -> None:
+    slow_before = REGISTRY.get_sample_value("relay_gateway_slow_consumers_total") or 0.0
+    async with serving(send_buffer=256 * 1024) as server:
+        healthy: list[object] = []
+        fast = await client(server.url, ["websocket"], healthy)
+        stuck = await raw_socketio(server.url, max_queue=1, compression=None)  # reads nothing from here on
+        await until(lambda: len(server.sio.eio.sockets) == 2)
+        payload = "x" * 60_000
+        for n in range(400):  # ~24 MB: more than loopback's kernel buffers hold for the stuck socket
+            await server.sio.emit("n", {"n": n, "pad": payload}, room="room")
+            await asyncio.sleep(0.005)  # the healthy client shares this loop: give it time to read
+        await until(lambda: len(healthy) == 400, timeout=30)
+        assert [m["n"] for m in healthy] == list(range(400))  # type: ignore[index]
+        await until(lambda: len(server.disconnects) == 1)
+        assert fast.get_sid() not in server.disconnects
+        assert fast.connected
+        assert (REGISTRY.get_sample_value("relay_gateway_slow_consumers_total") or 0.0) == slow_before + 1
+        await fast.disconnect()
+        stuck.transport.abort()
+
