@@ -44,7 +44,7 @@ class RelaySettings(BaseSettings):
     # deadline has this long for its answer to come back, so an UNAVAILABLE at the timeout means "not applied"
     rpc_settle_seconds: float = Field(default=2.5, gt=0)
     # commands a process waits on at once; beyond it callers get UNAVAILABLE at once (load shedding)
-    rpc_max_in_flight: int = Field(default=1000, ge=1)
+    rpc_max_in_flight: int = Field(default=512, ge=1)
     max_text_length: int = 4000
 
     @field_validator("jwt_algorithms", mode="before")
