@@ -156,7 +156,7 @@ class Bench:
 
     async def settle(self, chat_ids: list[str], timeout: float = 180.0) -> bool:
         """Until the service's queue is empty and the step's chats stopped growing for 2 s."""
-        queue = self.broker.topology.service_queue("message")
+        lanes = self.broker.topology.service_queues("message")
         agent = token("bench-agent-0", "agent")
         wanted = set(chat_ids)
         last, stable_since = -1, time.monotonic()
@@ -169,7 +169,7 @@ class Bench:
             total = sum(c.get("lastSeq", 0) for c in chats.get("chats", []) if c.get("chatId") in wanted)
             if total != last:
                 last, stable_since = total, time.monotonic()
-            elif time.monotonic() - stable_since >= 2 and await queue_depth(self.broker, queue) == 0:
+            elif time.monotonic() - stable_since >= 2 and sum([await queue_depth(self.broker, q) for q in lanes]) == 0:
                 return True
             await asyncio.sleep(0.5)
         return False
@@ -187,15 +187,15 @@ class Bench:
         return 201
 
     async def service_metrics(self) -> dict[str, float]:
-        """The message service's group-commit counters (sums and counts), from its /metrics."""
-        url = f"http://127.0.0.1:{self.stack.ops_ports['message']}/metrics"
-        async with self.http.get(url) as resp:
-            text = await resp.text()
+        """The message service's group-commit counters (sums and counts, over its instances), from /metrics."""
         out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith("relay_ingest_") and ("_sum" in line or "_count" in line):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
+        for name in self.stack.instances("message"):
+            async with self.http.get(f"{self.stack.ops_url(name)}/metrics") as resp:
+                text = await resp.text()
+            for line in text.splitlines():
+                if line.startswith("relay_ingest_") and ("_sum" in line or "_count" in line):
+                    metric, _, value = line.rpartition(" ")
+                    out[metric] = out.get(metric, 0.0) + float(value)
         return out
 
     async def history(self, chat: str, who: str) -> list[dict[str, Any]]:
