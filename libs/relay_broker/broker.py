@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import aio_pika
@@ -72,6 +73,9 @@ class Broker:
         self._prefetch = prefetch
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractChannel | None = None
+        # replies to request/reply commands: no confirms (a confirm would not make a reply any less losable,
+        # since the caller's exclusive queue lives only as long as its connection), so they leave at once
+        self.reply_channel: AbstractChannel | None = None
         self.exchanges: dict[str, AbstractExchange] = {}
 
     async def connect(self) -> None:
@@ -88,6 +92,7 @@ class Broker:
                     raise
         self.connection = connection
         self.channel = await self.connection.channel(publisher_confirms=True)
+        self.reply_channel = await self.connection.channel(publisher_confirms=False)
         await self.channel.set_qos(prefetch_count=self._prefetch)
         await self._declare()
 
@@ -168,8 +173,10 @@ class Broker:
         *,
         reply_to: str | None = None,
         persistent: bool = True,
+        expiration: float | None = None,
     ) -> None:
-        """Publish and wait for the broker's confirm; raises if the broker nacks or is away."""
+        """Publish and wait for the broker's confirm; raises if the broker nacks or is away. A message with an
+        `expiration` (seconds) that no consumer took in time is dropped by the broker (to the DLX)."""
         message = aio_pika.Message(
             envelope.to_bytes(),
             content_type="application/json",
@@ -179,22 +186,33 @@ class Broker:
             type=envelope.type,
             headers={"x-correlation-id": envelope.correlationId, "x-tenant": envelope.tenant},
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
+            expiration=expiration,
         )
         await self.exchanges[exchange].publish(message, routing_key=routing_key)
 
-    async def publish_command(self, envelope: Envelope, *, reply_to: str | None = None) -> None:
-        """On the lane of the command's conversation (order, file, socket): `<partition>.<type>`."""
+    async def publish_command(
+        self, envelope: Envelope, *, reply_to: str | None = None, expiration: float | None = None
+    ) -> None:
+        """On the lane of what the command is about: routing key `<lane>.<type>` (lanes.py)."""
         key = f"{partition_of(envelope, self.topology.partitions)}.{envelope.type}"
-        await self.publish(self.topology.commands, key, envelope, reply_to=reply_to)
+        await self.publish(self.topology.commands, key, envelope, reply_to=reply_to, expiration=expiration)
 
     async def publish_event(self, routing_key: str, envelope: Envelope) -> None:
         await self.publish(self.topology.events, routing_key, envelope, persistent=False)
+
+    async def publish_events(self, events: list[tuple[str, Envelope]]) -> None:
+        """Publish events in this order and wait for all their confirms at once (not one round trip each).
+
+        The channel writes publishes in the order their tasks reach it, and the tasks start in list order
+        without suspending before they queue on the channel's lock, so the broker gets them in order."""
+        await asyncio.gather(*(self.publish_event(key, event) for key, event in events))
 
     async def close(self) -> None:
         if self.connection is not None:
             await self.connection.close()
         self.connection = None
         self.channel = None
+        self.reply_channel = None
 
     async def delete_topology(self) -> None:
         """Remove this instance's exchanges and queues (tests use a throwaway prefix)."""

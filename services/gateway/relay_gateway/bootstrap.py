@@ -133,7 +133,12 @@ def build(settings: GatewaySettings) -> GatewayApp:
     broker = Broker(
         settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions), prefetch=4 * ACK_BATCH
     )
-    rpc = RpcClient(broker, timeout=settings.rpc_timeout_seconds)
+    rpc = RpcClient(
+        broker,
+        timeout=settings.rpc_timeout_seconds,
+        settle=settings.rpc_settle_seconds,
+        max_in_flight=settings.rpc_max_in_flight,
+    )
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
         algorithms=settings.jwt_algorithms,

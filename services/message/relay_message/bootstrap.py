@@ -28,6 +28,8 @@ SERVICE = "message"
 class MessageSettings(RelaySettings):
     message_ops_port: int = 3100
     ops_host: str = "127.0.0.1"
+    # commands in hand at once: enough for a busy conversation's sends to wait together (docs/ingest.md)
+    message_prefetch: int = 512
 
 
 @dataclass
@@ -67,19 +69,30 @@ class MessageService:
             await self.consumer.stop()
 
     async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()  # the commands in hand are answered before the connection goes
         await self.broker.close()
         await self.mongo.close()
 
 
 def build(settings: MessageSettings) -> MessageService:
-    broker = Broker(settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions))
+    broker = Broker(
+        settings.amqp_url,
+        Topology(settings.relay_instance, settings.command_partitions),
+        prefetch=settings.message_prefetch,
+    )
     mongo, db = connect(settings.mongo_url, settings.database_name)
 
     async def publish(routing_key: str, event: Envelope) -> None:
         await broker.publish_event(routing_key, event)
 
     deps = Deps(
-        ConversationRepo(db), MessageRepo(db), publish, max_text_length=settings.max_text_length, files=FileRepo(db)
+        ConversationRepo(db),
+        MessageRepo(db),
+        publish,
+        max_text_length=settings.max_text_length,
+        files=FileRepo(db),
+        publish_batch=broker.publish_events,
     )
     return MessageService(settings, broker, mongo, deps)
 

@@ -57,6 +57,8 @@ class OrderService:
             await self.consumer.stop()
 
     async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()  # the commands in hand are answered before the connection goes
         await self.broker.close()
         await self.mongo.close()
 
