@@ -44,7 +44,7 @@ class LineProcess:
         self.proc = proc
 
     @classmethod
-    async def start(cls, *args: str, ready_timeout: float = 120) -> tuple[LineProcess, str]:
+    async def start(cls, *args: str, ready_timeout: float = 300) -> tuple[LineProcess, str]:
         proc = await asyncio.create_subprocess_exec(
             *args, cwd=NODE_DIR, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**20
         )

@@ -15,6 +15,8 @@ import websockets
 from prometheus_client import REGISTRY
 from relay_devstack.stack import free_port
 from relay_gateway.fanout import DirectSocket, FanoutEmit, SocketTable
+from relay_gateway.leanqueue import LeanQueue
+from relay_gateway.wsprotocol import RelayWebSocketProtocol
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Server:
 async def serving(*, send_buffer: int = 4 << 20, deflate: bool = False) -> AsyncIterator[Server]:
     sio = socketio.AsyncServer(async_mode="asgi", client_manager=FanoutEmit(), ping_interval=5, ping_timeout=5)
     sio.eio.sockets = SocketTable(send_buffer)
+    sio.eio.create_queue = LeanQueue
     port = free_port()
     server = Server(sio, f"http://127.0.0.1:{port}")
 
@@ -50,15 +53,15 @@ async def serving(*, send_buffer: int = 4 << 20, deflate: bool = False) -> Async
         socketio.ASGIApp(sio),
         host="127.0.0.1",
         port=port,
-        ws="websockets-sansio",
+        ws=RelayWebSocketProtocol,
+        ws_ping_interval=None,
         ws_per_message_deflate=deflate,
         lifespan="off",
         log_level="warning",
     )
     uv = uvicorn.Server(config)
     task = asyncio.create_task(uv.serve())
-    while not uv.started:
-        await asyncio.sleep(0.01)
+    await until(lambda: uv.started)
     try:
         yield server
     finally:
@@ -94,32 +97,35 @@ async def test_websocket_sockets_take_the_fast_path_and_get_every_event_once_in_
             await c.disconnect()
 
 
+async def upgrade_under_a_stream(server: Server) -> None:
+    received: list[object] = []
+    stop = asyncio.Event()
+
+    async def stream() -> None:
+        n = 0
+        while not stop.is_set():
+            await server.sio.emit("n", n, room="room")
+            n += 1
+            await asyncio.sleep(0.001)
+
+    streaming = asyncio.create_task(stream())
+    c = await client(server.url, ["polling", "websocket"], received)
+    await until(lambda: c.eio.current_transport == "websocket")
+    before_upgrade = len(received)
+    await until(lambda: len(received) > before_upgrade + 50)
+    stop.set()
+    await streaming
+    assert server.eio_socket(c.get_sid()).writer is not None
+    # from the first event this socket got, every later one, once, in order (queued, then direct)
+    assert received == list(range(received[0], received[0] + len(received)))  # type: ignore[arg-type]
+    await c.disconnect()
+
+
 async def test_events_queued_while_polling_keep_their_order_through_the_upgrade() -> None:
     """Packets queued for a polling socket (or during its upgrade) leave before any frame written directly."""
     async with serving() as server:
         for _ in range(3):
-            received: list[object] = []
-            stop = asyncio.Event()
-
-            async def stream() -> None:
-                n = 0
-                while not stop.is_set():
-                    await server.sio.emit("n", n, room="room")
-                    n += 1
-                    await asyncio.sleep(0.001)
-
-            streaming = asyncio.create_task(stream())
-            c = await client(server.url, ["polling", "websocket"], received)
-            await until(lambda: c.eio.current_transport == "websocket")
-            before_upgrade = len(received)
-            await until(lambda: len(received) > before_upgrade + 50)
-            stop.set()
-            await streaming
-            await asyncio.sleep(0.2)
-            assert server.eio_socket(c.get_sid()).writer is not None
-            # from the first event this socket got, every later one, once, in order (queued, then direct)
-            assert received == list(range(received[0], received[0] + len(received)))  # type: ignore[arg-type]
-            await c.disconnect()
+            await upgrade_under_a_stream(server)
 
 
 async def test_polling_sockets_use_engineio_queue_and_receive_everything() -> None:
@@ -205,4 +211,3 @@ async def test_a_stuck_client_is_disconnected_at_the_buffer_bound_and_the_others
         assert (REGISTRY.get_sample_value("relay_gateway_slow_consumers_total") or 0.0) == slow_before + 1
         await fast.disconnect()
         stuck.transport.abort()
-

@@ -9,6 +9,7 @@ from relay_ops import run_process
 
 from relay_gateway.bootstrap import build
 from relay_gateway.settings import GatewaySettings
+from relay_gateway.wsprotocol import RelayWebSocketProtocol
 
 
 async def run() -> None:
@@ -23,7 +24,8 @@ async def run() -> None:
         log_level="warning",
         lifespan="off",
         # the fan-out fast path writes frames on this protocol's transport (relay_gateway.fanout)
-        ws="websockets-sansio",
+        ws=RelayWebSocketProtocol,
+        ws_ping_interval=None,  # Engine.IO's own heartbeat keeps connections alive and detects dead ones
         ws_per_message_deflate=settings.ws_permessage_deflate,
         ws_max_size=max(settings.max_frame_bytes, settings.max_packet_bytes) + 1024,
         timeout_graceful_shutdown=5,

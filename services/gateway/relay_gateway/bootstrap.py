@@ -24,6 +24,7 @@ from relay_gateway.delivery import ACK_BATCH, EventDelivery
 from relay_gateway.fanout import SocketTable
 from relay_gateway.features import FEATURES
 from relay_gateway.identity import Authenticator
+from relay_gateway.leanqueue import LeanQueue
 from relay_gateway.ratelimit import RateLimiter, parse_limits
 from relay_gateway.rest.edge import (
     CorrelationMiddleware,
@@ -117,6 +118,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
     )
     # every Engine.IO socket writes its own frames once it is on a plain WebSocket (relay_gateway.fanout)
     sio.eio.sockets = SocketTable(settings.ws_send_buffer_bytes)
+    sio.eio.create_queue = LeanQueue  # each socket's packet queue, at a tenth of asyncio.Queue's memory
     # prefetch above the ack batch so the broker keeps the event queue flowing while a batch is handled
     broker = Broker(settings.amqp_url, Topology(settings.relay_instance), prefetch=4 * ACK_BATCH)
     rpc = RpcClient(

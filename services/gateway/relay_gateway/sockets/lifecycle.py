@@ -53,6 +53,8 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
     for namespace in namespaces:
 
         async def connect(sid: str, environ: dict[str, Any], auth: Any = None, *, namespace: str = namespace) -> None:
+            # the request body reader (a class made per request, ~3 KB) is never read after the handshake
+            environ.pop("wsgi.input", None)
             headers = environ_headers(environ)
             query = query_params(environ.get("QUERY_STRING", ""))
             try:

@@ -1,0 +1,83 @@
+"""A FIFO with the asyncio.Queue surface Engine.IO sockets and uvicorn's WebSocket protocol use, at a
+fraction of its memory: an idle asyncio.Queue holds three deques and an Event (~3.3 KB, measured with
+tracemalloc), and every connection holds two of them. Unbounded, like the queues it replaces."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class LeanQueue:
+    __slots__ = ("_getters", "_items", "_joiners", "_unfinished")
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self._items: list[Any] = []
+        self._getters: list[asyncio.Future[None]] | None = None
+        self._joiners: list[asyncio.Future[None]] | None = None
+        self._unfinished = 0
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return False
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        self._unfinished += 1
+        self._wake_next_getter()
+
+    async def put(self, item: Any) -> None:
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Any:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.pop(0)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = []
+            self._getters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                waiter.cancel()
+                if waiter in self._getters:
+                    self._getters.remove(waiter)
+                elif self._items:
+                    # woken, then cancelled: pass the wake-up on to the next getter
+                    self._wake_next_getter()
+                raise
+        return self._items.pop(0)
+
+    def _wake_next_getter(self) -> None:
+        while self._getters:
+            waiter = self._getters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def task_done(self) -> None:
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0 and self._joiners:
+            for waiter in self._joiners:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._joiners = None
+
+    async def join(self) -> None:
+        if self._unfinished > 0:
+            waiter = asyncio.get_running_loop().create_future()
+            if self._joiners is None:
+                self._joiners = []
+            self._joiners.append(waiter)
+            await waiter
