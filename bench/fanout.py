@@ -147,6 +147,7 @@ async def idle_memory(systems: list[System], sockets: int) -> dict[str, Any]:
         await settle(system)
         after = rss_bytes(pid)
         await load.stop()
+        await settle(system)  # 1,000 disconnects: let presence catch up before the next shape
         out[system.name] = {"sockets": sockets, "rss_per_socket_kb": round((after - before) / sockets / 1000, 1)}
         print(json.dumps({system.name: out[system.name]}), flush=True)
     return out
@@ -154,7 +155,7 @@ async def idle_memory(systems: list[System], sockets: int) -> dict[str, Any]:
 
 def ratios(report: dict[str, Any]) -> dict[str, Any]:
     room = report.get("room")
-    if not room:
+    if not room or "relay" not in room or "node" not in room:
         return {}
     relay, node = room["relay"], room["node"]
     out = {"saturation": round(relay["saturation_per_s"] / node["saturation_per_s"], 2)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aio_pika
-from redis.asyncio import Redis
+import relay_redis
 
 HOW_TO_START = {
     "RabbitMQ": "start it with: rabbitmq-server -detached   (or set AMQP_URL)",
@@ -25,7 +25,7 @@ async def check(amqp_url: str, redis_url: str) -> list[str]:
         problems.append(
             f"RabbitMQ at {amqp_url} does not answer ({type(exc).__name__}: {exc}); {HOW_TO_START['RabbitMQ']}"
         )
-    redis = Redis.from_url(redis_url)
+    redis = relay_redis.connect(redis_url)
     try:
         await asyncio.wait_for(redis.ping(), 5)
     except Exception as exc:

@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from relay_ops.metrics import READY
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
@@ -28,12 +30,19 @@ def ops_routes(checks: dict[str, ReadinessCheck], registry: CollectorRegistry = 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(_: Request) -> Response:
+    async def evaluate() -> dict[str, bool]:
         results = dict(zip(checks, await asyncio.gather(*(c() for c in checks.values())), strict=True))
+        for name, ok in results.items():
+            READY.labels(name).set(1 if ok else 0)
+        return results
+
+    async def readyz(_: Request) -> Response:
+        results = await evaluate()
         ready = all(results.values())
         return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
+        await evaluate()  # so a scrape records readiness as of now, probed or not
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]

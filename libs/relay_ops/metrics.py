@@ -16,6 +16,8 @@ COMMAND_SECONDS = Histogram(
 )
 ERRORS = Counter("relay_errors_total", "Refusals and failures by error code", ["service", "code"])
 CONSUMER_LAG = Gauge("relay_consumer_lag_messages", "Messages waiting in a consumed queue", ["service", "queue"])
+DEAD_LETTERS = Gauge("relay_dead_letter_messages", "Commands parked in the dead-letter queue (each service samples it)")
+READY = Gauge("relay_ready", "1 while a readiness check passes, evaluated at every /readyz and /metrics", ["check"])
 
 
 def command_observer(service: str):  # type: ignore[no-untyped-def]
@@ -27,12 +29,33 @@ def command_observer(service: str):  # type: ignore[no-untyped-def]
     return observe
 
 
-async def sample_consumer_lag(channel: Any, service: str, queue_name: str, *, every: float = 5.0) -> None:
-    """Keep CONSUMER_LAG of `queue_name` current; `channel` is a spare one (a failed passive declare closes it)."""
+async def sample_consumer_lag(connection: Any, service: str, queue_names: list[str], *, every: float = 5.0) -> None:
+    """Keep CONSUMER_LAG of each of `queue_names` current, probing on a channel of its own (a failed
+    passive declare closes its channel; a new one is opened then)."""
+    probe = None
+    while True:
+        for name in queue_names:
+            try:
+                if probe is None or probe.is_closed:
+                    probe = await connection.channel()
+                # robust=False: a robust channel answers a repeated passive declare from its cache, stale
+                declared = await probe.declare_queue(name, passive=True, robust=False)
+                CONSUMER_LAG.labels(service, name).set(declared.declaration_result.message_count or 0)
+            except Exception:
+                logging.getLogger(__name__).warning("lag sample of %s failed", name)
+        await asyncio.sleep(every)
+
+
+async def sample_dead_letters(broker: Any, *, every: float = 5.0) -> None:
+    """Keep DEAD_LETTERS current from `broker`'s dead-letter queue, on a probe channel of its own that
+    is replaced when a failed passive declare (the queue deleted by hand) closes it."""
+    probe = None
     while True:
         try:
-            declared = await channel.declare_queue(queue_name, passive=True)
-            CONSUMER_LAG.labels(service, queue_name).set(declared.declaration_result.message_count or 0)
+            if probe is None or probe.is_closed:
+                probe = await broker.connection.channel()
+            declared = await probe.declare_queue(broker.topology.dead_letter_queue, passive=True, robust=False)
+            DEAD_LETTERS.set(declared.declaration_result.message_count or 0)
         except Exception:
-            logging.getLogger(__name__).warning("lag sample of %s failed", queue_name)
+            logging.getLogger(__name__).warning("dead-letter sample failed")
         await asyncio.sleep(every)

@@ -54,7 +54,7 @@ class RelaySocket:
         self.url = url
         self.namespace = namespace
         self.auth = auth
-        self.headers = headers or {}
+        self.headers = dict(headers or {})  # python-socketio empties the dict it is given: keep the caller's
         self.transports = transports or ["websocket"]
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: defaultdict[str, list[Any]] = defaultdict(list)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
 from relay_broker import Broker, Topology
 from relay_devstack import Stack, StackConfig
 from relay_devstack.stack import free_port
-from relay_sdk import RelayClient
+from relay_sdk import RelayClient, RelaySocket
 
 from tests.conftest import SECRET
 
@@ -92,3 +92,29 @@ async def client_factory(stack: Stack) -> AsyncIterator[Callable[[str, int], Rel
     yield make
     for client in made:
         await client.close()
+
+
+OpenSocket = Callable[..., Awaitable[RelaySocket]]
+
+
+@asynccontextmanager
+async def socket_opener(urls: list[str]) -> AsyncIterator[OpenSocket]:
+    """`open(replica, auth, namespace="/", dialect=None)` connects a socket, closed when the block ends;
+    `dialect` is the handshake hint (docs/presence.md: presence in that dialect only)."""
+    made: list[RelaySocket] = []
+
+    async def open_one(
+        replica: int, auth: dict[str, str], namespace: str = "/", dialect: str | None = None
+    ) -> RelaySocket:
+        sock = RelaySocket(
+            urls[replica], namespace=namespace, auth={**auth, **({"dialect": dialect} if dialect else {})}
+        )
+        await sock.connect()
+        made.append(sock)
+        return sock
+
+    try:
+        yield open_one
+    finally:
+        for sock in made:
+            await sock.close()

@@ -38,3 +38,18 @@ async def delivered_once_in_order(sock: RelaySocket, poster: RelayClient, chat_i
     assert len(sock.received("message:new")) == len(contents)
     page = await poster.history(chat_id)
     assert [(m["seq"], m["content"]) for m in page["messages"]] == list(enumerate(contents, start=1))
+
+
+async def active_users(sock: RelaySocket) -> list[str] | None:
+    """Who `sock` sees online; None while presence cannot answer (refusals carry no `users`)."""
+    answer = await sock.call("get-active-users")
+    return sorted(u["userId"] for u in answer["users"]) if "users" in answer else None
+
+
+async def wait_active(sock: RelaySocket, expected: list[str], timeout: float = 20) -> float:
+    """Seconds until `sock` sees exactly `expected` online."""
+    started = time.monotonic()
+    while (seen := await active_users(sock)) != expected:
+        assert time.monotonic() - started < timeout, seen
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started

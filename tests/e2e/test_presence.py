@@ -19,7 +19,7 @@ from relay_devstack import Stack
 from relay_devstack.stack import free_port
 from relay_sdk import Emitter, RelayClient, RelaySocket, emit
 
-from tests.e2e.conftest import AMQP_URL, REDIS_URL, relay_stack
+from tests.e2e.conftest import AMQP_URL, REDIS_URL, relay_stack, socket_opener
 
 pytestmark = pytest.mark.e2e
 
@@ -41,18 +41,15 @@ def tenant() -> str:
 
 @pytest.fixture
 async def open_socket(pstack: Stack, mint) -> Any:
-    made: list[RelaySocket] = []
+    async with socket_opener(pstack.gateway_urls) as opener:
 
-    async def make(user: str, tenant: str, replica: int = 0, *roles: str, namespace: str = "/") -> RelaySocket:
-        token = mint(user, *(roles or ("member",)), tenant=tenant)
-        sock = RelaySocket(pstack.gateway_urls[replica], namespace=namespace, auth={"token": token})
-        await sock.connect()
-        made.append(sock)
-        return sock
+        async def make(
+            user: str, tenant: str, replica: int = 0, *roles: str, namespace: str = "/", dialect: str | None = None
+        ) -> RelaySocket:
+            token = mint(user, *(roles or ("member",)), tenant=tenant)
+            return await opener(replica, {"token": token}, namespace, dialect)
 
-    yield make
-    for sock in made:
-        await sock.close()
+        yield make
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition") -> None:
@@ -73,7 +70,8 @@ async def active_ids(sock: RelaySocket) -> list[str]:
 
 
 async def test_three_tabs_on_two_replicas_are_one_user_announced_once_each_way(open_socket, tenant, pstack, mint):
-    watcher = await open_socket("watcher", tenant, 1)
+    watcher = await open_socket("watcher", tenant, 1)  # seed-002 (get-active-users below)
+    watcher_es = await open_socket("watcher", tenant, 0, dialect="mensajeria")  # seed-003
     # seed-000 clients: the watcher shares a channel with ana, the outsider shares none
     async with RelayClient(pstack.gateway_urls[0], token=mint("watcher", "member", tenant=tenant)) as rest:
         await rest.post("/v2/channels", {"name": "team", "members": ["ana"]}, expect=201)
@@ -87,7 +85,7 @@ async def test_three_tabs_on_two_replicas_are_one_user_announced_once_each_way(o
     ]
     joined = await watcher.wait_for("user-connected", about("ana"))
     assert joined["activeUsersCount"] == 3 and joined["user"]["tenantId"] == tenant
-    conectado = await watcher.wait_for("usuario_conectado", lambda e: e["usuarioId"] == "ana")
+    conectado = await watcher_es.wait_for("usuario_conectado", lambda e: e["usuarioId"] == "ana")
     assert conectado["timestamp"]
     await eventually(lambda: _equals(active_ids(watcher), ["ana", "outsider", "watcher"]), what="ana active")
 
@@ -101,14 +99,17 @@ async def test_three_tabs_on_two_replicas_are_one_user_announced_once_each_way(o
     await tabs[1].close()
     left = await watcher.wait_for("user-disconnected", about("ana"), timeout=REAP_SECONDS)
     assert left["activeUsersCount"] == 2
-    gone = await watcher.wait_for("usuario_desconectado", lambda e: e["usuarioId"] == "ana")
+    gone = await watcher_es.wait_for("usuario_desconectado", lambda e: e["usuarioId"] == "ana")
     assert gone["ultimaConexion"]
-    await watcher.wait_for("estado_usuario_cambiado", lambda e: e["usuarioId"] == "ana" and not e["conectado"])
-    states = [e for e in watcher.received("estado_usuario_cambiado") if e["usuarioId"] == "ana"]
+    await watcher_es.wait_for("estado_usuario_cambiado", lambda e: e["usuarioId"] == "ana" and not e["conectado"])
+    states = [e for e in watcher_es.received("estado_usuario_cambiado") if e["usuarioId"] == "ana"]
     assert [(e["conectado"], e["estado"]) for e in states] == [(True, "online"), (False, "offline")]
     await asyncio.sleep(0.5)
     assert len([e for e in watcher.received("user-connected") if e["user"]["userId"] == "ana"]) == 1
     assert len(watcher.received("user-disconnected")) == 1
+    # one dialect per socket
+    assert watcher.received("usuario_conectado") == [] and watcher.received("estado_usuario_cambiado") == []
+    assert watcher_es.received("user-connected") == [] and watcher_es.received("user-disconnected") == []
     assert await active_ids(watcher) == ["outsider", "watcher"]
     seen = [(e["userId"], e["status"]) for e in chat_watcher.received("user_presence") if e["userId"] == "ana"]
     assert seen == [("ana", "online"), ("ana", "offline")]
@@ -122,10 +123,10 @@ async def _equals(value: Awaitable[Any], expected: Any) -> bool:
 async def test_stats_and_active_users_are_the_same_on_both_replicas(open_socket, tenant, pstack: Stack, mint):
     await open_socket("adm", tenant, 0, "ADMIN")
     await open_socket("ag1", tenant, 1, "agent")
-    await open_socket("ag2", tenant, 0, "agent")
-    await open_socket("ag2", tenant, 1, "agent")
-    a = await open_socket("v1", tenant, 0, "visitor")
-    b = await open_socket("v1", tenant, 1, "visitor")
+    a = await open_socket("ag2", tenant, 0, "agent")
+    b = await open_socket("ag2", tenant, 1, "agent")
+    visitor = await open_socket("v1", tenant, 0, "visitor")
+    await open_socket("v1", tenant, 1, "visitor")
     await open_socket("intruder", "other-" + tenant, 1, "agent")  # another tenant: never counted
     await eventually(lambda: _equals(active_ids(b), ["adm", "ag1", "ag2", "v1"]), what="4 active users")
 
@@ -140,6 +141,10 @@ async def test_stats_and_active_users_are_the_same_on_both_replicas(open_socket,
         assert s["totalUsers"] == 4 and s["totalSockets"] == 6
         assert s["usersByRole"] == {"admin": 1, "agent": 2, "visitor": 1}
         assert sorted(c["userId"] for c in s["connectionTimes"]) == ["adm", "ag1", "ag2", "v1"]
+    # a visitor with no chat sees nobody's presence: the tenant's totals, but no one named
+    assert (await visitor.call("get-active-users"))["users"] == []
+    theirs = await visitor.call("get-users-stats")
+    assert theirs["totalUsers"] == 4 and theirs["connectionTimes"] == []
     assert (await b.wait_for("users-stats"))["totalUsers"] == 4
     assert (await a.call("get-active-users"))["count"] == 4
 
@@ -189,7 +194,7 @@ async def test_role_notifications_reach_only_that_role_in_that_tenant(open_socke
     agent_b = await open_socket("ag-b", tenant, 1, "Agent")
     visitor = await open_socket("vis", tenant, 1, "visitor")
     foreign_agent = await open_socket("ag-x", "f-" + tenant, 1, "agent")
-    await eventually(lambda: _equals(active_ids(visitor), ["ag-a", "ag-b", "vis"]), what="all online")
+    await eventually(lambda: _equals(active_ids(agent_a), ["ag-a", "ag-b", "vis"]), what="all online")
 
     admin = RelayClient(pstack.gateway_urls[1], token=mint("boss", "ADMIN", tenant=tenant))
     pleb = RelayClient(pstack.gateway_urls[0], token=mint("pleb", "agent", tenant=tenant))
@@ -262,9 +267,9 @@ async def test_free_rooms_work_across_replicas_and_refuse_reserved_or_bad_names(
 
 
 async def test_away_by_choice_is_announced_and_listed(open_socket, tenant):
-    watcher = await open_socket("w", tenant, 0)
+    watcher = await open_socket("w", tenant, 0, dialect="mensajeria")
     ana = await open_socket("ana", tenant, 1)
-    await watcher.wait_for("user-connected", about("ana"))
+    await watcher.wait_for("usuario_conectado", lambda e: e["usuarioId"] == "ana")
     ack = await ana.call("presence:set", {"status": "away"})
     assert ack["success"] is True and ack["status"] == "away"
     change = await watcher.wait_for(
@@ -276,7 +281,8 @@ async def test_away_by_choice_is_announced_and_listed(open_socket, tenant):
     bad = await ana.call("presence:set", {"status": "invisible"})
     assert bad["success"] is False and bad["error"]["code"] == "VALIDATION_ERROR"
     assert (await ana.call("presence:set", {"status": "online"}))["status"] == "online"
-    assert watcher.received("user-disconnected") == []
+    await watcher.wait_for("estado_usuario_cambiado", lambda e: e["usuarioId"] == "ana" and e["estado"] == "online")
+    assert watcher.received("usuario_desconectado") == []
 
 
 async def test_relay_emit_reaches_a_user_on_either_replica(open_socket, tenant, pstack: Stack):

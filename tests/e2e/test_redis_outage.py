@@ -1,58 +1,40 @@
 """Invariant 4 and SPEC §7 for Redis: a stack on its own Redis server, which is stopped and started
 again. While it is down, what needs it fails fast with UNAVAILABLE and the replicas report unready;
-when it returns, everything recovers by itself: readiness, REST, and the cross-replica adapter."""
+when it returns, everything recovers by itself: readiness, REST, and the cross-replica adapter.
+A Redis that comes back empty costs the cookie sessions; presence rebuilds itself (docs/redis.md)."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from relay_devstack import Stack
-from relay_devstack.stack import free_port
-from relay_sdk import RelayClient
+from relay_devstack.redis_server import RedisServer
+from relay_sdk import RelayClient, RelaySocket
 from relay_sdk.client import RelayError
 
 from tests.e2e.conftest import relay_stack
-from tests.e2e.outages import wait_readiness
+from tests.e2e.outages import wait_active, wait_readiness
 
 pytestmark = pytest.mark.e2e
 
 
-class RedisServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout != b"PONG\n":
-            assert time.monotonic() < deadline, "private redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def redis_stack(tmp_path_factory) -> Iterator[tuple[Stack, RedisServer]]:
-    redis = RedisServer(free_port())
+    redis = RedisServer()
     redis.start()
     instance = f"t-redis-{uuid.uuid4().hex[:8]}"
     logs = tmp_path_factory.mktemp("redis-outage-logs")
     try:
         with relay_stack(
-            instance, logs, services=("message",), redis_url=f"redis://127.0.0.1:{redis.port}/0"
+            instance, logs, services=("message", "presence"), redis_url=f"redis://127.0.0.1:{redis.port}/0"
         ) as running:
             yield running, redis
     finally:
-        redis.stop()
+        redis.remove()
 
 
 async def test_redis_outage_fails_fast_then_everything_recovers(redis_stack, mint):
@@ -89,3 +71,42 @@ async def test_redis_outage_fails_fast_then_everything_recovers(redis_stack, min
     assert [m["content"] for m in page["messages"]] == ["after"]  # the refused post stored nothing
     await visitor.close()
     await agent.close()
+
+
+async def test_an_emptied_redis_costs_cookie_sessions_and_presence_rebuilds_itself(redis_stack, mint):
+    stack, redis = redis_stack
+    async with httpx.AsyncClient(base_url=stack.gateway_urls[0]) as browser:
+        created = await browser.post("/v2/visitor/session", json={"tenantId": "cost", "name": "Vera"})
+        cookie = {"Cookie": f"visitor_session={created.cookies['visitor_session']}"}
+        chat_id = (await browser.post("/v2/chats", json={})).json()["chatId"]
+    visitor = RelayClient(stack.gateway_urls[0])
+    agent = RelayClient(stack.gateway_urls[1], token=mint("a-cost", "commercial", tenant="cost"))
+    member = RelayClient(stack.gateway_urls[0], token=mint("m-cost", "member", tenant="cost"))
+    async with agent.socket() as watcher, member.socket():
+        await wait_active(watcher, ["a-cost", "m-cost"])
+
+        redis.stop()
+        # a cookie is not "unknown" because its store is down: UNAVAILABLE, so the client keeps it
+        with pytest.raises(RelayError) as down:
+            await visitor.post("/v2/messages", {"chatId": chat_id, "content": "x"}, headers=cookie)
+        assert (down.value.status, down.value.code) == (503, "UNAVAILABLE")
+        refused: list[dict] = []
+        handshake = RelaySocket(stack.gateway_urls[0], headers=cookie)
+        handshake.sio.on("connect_error", refused.append, namespace="/")
+        with pytest.raises(Exception, match="failed to connect"):
+            await handshake.connect(timeout=5)
+        assert len(refused) == 1 and "'code': 'UNAVAILABLE'" in str(refused[0]), refused
+
+        redis.start()  # empty
+        await wait_readiness(stack.gateway_urls, ready_now=True, timeout=30, what="replicas did not recover")
+        # presence: the gateways' heartbeats find the presence service knows none of their sockets, and resync
+        rebuilt = await wait_active(watcher, ["a-cost", "m-cost"])
+        print(f"presence rebuilt {rebuilt:.1f}s after the replicas were ready again")
+        # the cost: server-side sessions are gone; the visitor must start a new session (and chat)
+        with pytest.raises(RelayError) as gone:
+            await visitor.post("/v2/messages", {"chatId": chat_id, "content": "x"}, headers=cookie)
+        assert (gone.value.status, gone.value.code) == (401, "AUTH_REQUIRED")
+        # token holders lose nothing
+        assert (await member.post("/v2/chats", {}, expect=201))["chatId"]
+    for client in (visitor, agent, member):
+        await client.close()

@@ -183,3 +183,16 @@ async def test_resync_adds_lost_connects_and_drops_lost_disconnects(env):
         ("ana", "offline", 2),
     ]
     assert (await h.stats(cmd(p.STATS, "x", {}), deps))["usersByRole"] == {"agent": 1, "admin": 1}
+
+
+async def test_a_socket_lost_from_its_replicas_index_is_counted_again_after_a_resync(env):
+    deps, published, _ = env
+    await h.connect(connect("ana", "s1", "gw-a/1"), deps)
+    # a reap of the incarnation that raced this connect: the index is gone, the user's document kept the socket
+    await deps.store.forget_replica("gw-a/1")
+    beat = cmd(p.HEARTBEAT, "x", {"replica": "gw-a/1", "replicaId": "gw-a", "sockets": 1})
+    assert await h.heartbeat(beat, deps) == {"known": 0}
+    listed = [{"sid": "s1", "tenant": "acme", "userId": "ana", "user": {"userId": "ana", "roles": ["admin"]}}]
+    await h.sync(cmd(p.SYNC, "x", {"replica": "gw-a/1", "sockets": listed}), deps)
+    assert await h.heartbeat(beat, deps) == {"known": 1}  # agrees again: no resync on every other beat
+    assert transitions(published) == [("ana", "online", 1)]

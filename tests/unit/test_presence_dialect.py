@@ -10,10 +10,10 @@ from relay_gateway.dialects.presence import TABLE, user_presence_payload
 from relay_gateway.sockets.users import check_room_name
 
 
-def changed(previous: str, status: str) -> Envelope:
+def changed(previous: str, status: str, roles: tuple[str, ...] = ("agent",)) -> Envelope:
     data = {
         "userId": "ana",
-        "user": {"userId": "ana", "username": "Ana"},
+        "user": {"userId": "ana", "username": "Ana", "roles": list(roles)},
         "status": status,
         "previous": previous,
         "online": status != "offline",
@@ -29,15 +29,19 @@ def wire(envelope: Envelope) -> list[tuple[str, str, str]]:
     return [(d.namespace, d.room, d.event) for d in render(TABLE, envelope)]
 
 
-def test_coming_online_renders_each_dialect_once_to_the_tenant():
+USERS = ("presence:users", "presence:users:of:ana")
+MENSAJERIA = ("presence:mensajeria", "presence:mensajeria:of:ana")
+
+
+def test_coming_online_renders_each_dialect_once_to_the_sockets_that_speak_it_and_may_see_it():
     assert wire(changed("offline", "online")) == [
-        ("/", "tenant:all", "user-connected"),
-        ("/", "tenant:all", "usuario_conectado"),
-        ("/", "tenant:all", "estado_usuario_cambiado"),
+        ("/", USERS, "user-connected"),
+        ("/", MENSAJERIA, "usuario_conectado"),
+        ("/", MENSAJERIA, "estado_usuario_cambiado"),
     ]
     first = render(TABLE, changed("offline", "online"))[0]
     assert first.payload == {
-        "user": {"userId": "ana", "username": "Ana"},
+        "user": {"userId": "ana", "username": "Ana", "roles": ["agent"]},
         "timestamp": first.payload["timestamp"],
         "activeUsersCount": 3,
     }
@@ -45,7 +49,7 @@ def test_coming_online_renders_each_dialect_once_to_the_tenant():
 
 def test_going_away_only_changes_the_state_and_offline_says_goodbye():
     assert wire(changed("online", "away")) == [
-        ("/", "tenant:all", "estado_usuario_cambiado"),
+        ("/", MENSAJERIA, "estado_usuario_cambiado"),
     ]
     assert [e for _, _, e in wire(changed("away", "offline"))] == [
         "user-disconnected",
@@ -54,6 +58,13 @@ def test_going_away_only_changes_the_state_and_offline_says_goodbye():
     ]
     estado = render(TABLE, changed("online", "away"))[0].payload
     assert estado["conectado"] is True and estado["estado"] == "away"
+
+
+def test_a_visitors_transition_reaches_only_the_sockets_that_see_the_whole_tenant():
+    assert {d.room for d in render(TABLE, changed("offline", "online", ("Visitor",)))} == {
+        ("presence:users",),
+        ("presence:mensajeria",),
+    }
 
 
 def test_seed_000_user_presence_payload():

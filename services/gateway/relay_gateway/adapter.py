@@ -16,6 +16,7 @@ import socketio
 from relay_log import get_logger
 
 from relay_gateway.fanout import FanoutEmit
+from relay_gateway.metrics import ADAPTER_LISTENER_LOST
 
 log = get_logger(__name__)
 
@@ -42,6 +43,7 @@ class ObservableRedisManager(socketio.AsyncRedisManager, FanoutEmit):  # type: i
                 raise
             except Exception as exc:
                 self.subscribed = False
+                ADAPTER_LISTENER_LOST.inc()
                 log.error("adapter.listener_lost", error=str(exc), retry_in=retry_sleep)
                 await asyncio.sleep(retry_sleep)
                 retry_sleep = min(retry_sleep * 2, MAX_RETRY_SECONDS)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import relay_redis
 import socketio
-from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from relay_auth import AuthError, TokenVerifier
 from relay_broker import Broker, RpcClient, Topology
 from relay_contracts import RelayError
@@ -29,6 +30,7 @@ from relay_gateway.ratelimit import RateLimiter, parse_limits
 from relay_gateway.rest.edge import (
     CorrelationMiddleware,
     auth_error_handler,
+    redis_down_handler,
     relay_error_handler,
     unexpected_error_handler,
 )
@@ -135,7 +137,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
         audience=settings.jwt_audience,
         require_tenant=settings.require_tenant_claim,
     )
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = relay_redis.connect(settings.redis_url)
     gw = Gateway(
         settings=settings,
         sio=sio,
@@ -169,6 +171,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
         exception_handlers={
             RelayError: relay_error_handler,
             AuthError: auth_error_handler,
+            RedisError: redis_down_handler,
             Exception: unexpected_error_handler,
         },
     )

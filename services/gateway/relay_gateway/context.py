@@ -23,6 +23,8 @@ class Connection:
     namespace: str
     principal: Principal | None
     connected_at: float = field(default_factory=time.time)
+    # the dialect the socket speaks (speaks.py): a handshake hint or its first dialect-specific event
+    dialect: str | None = None
 
 
 ConnectionHook = Callable[["Gateway", Connection], Awaitable[None]]
@@ -46,6 +48,12 @@ class Gateway:
     limiter: RateLimiter | None = None  # per-user limits shared across replicas (None: unlimited)
     # called (synchronously, keep it cheap) for every socket event an authenticated connection sends
     on_activity: list[Callable[[Gateway, Connection, str], None]] = field(default_factory=list)
+    # run once per connection, when its dialect becomes known after it connected (speaks.py)
+    on_dialect: list[ConnectionHook] = field(default_factory=list)
+
+    async def reply(self, conn: Connection, event: str, body: object) -> None:
+        """Emit to one socket of this replica: its own, so no trip through the Redis adapter to every replica."""
+        await self.sio.emit(event, body, to=conn.sid, namespace=conn.namespace, ignore_queue=True)
 
     def principal(self, sid: str) -> Principal | None:
         conn = self.connections.get(sid)

@@ -7,6 +7,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
+from redis.exceptions import RedisError
 from relay_auth import AuthError, Principal, TokenVerifier, extract_token
 
 from relay_gateway.sessions import SESSION_COOKIES, SessionStore
@@ -50,7 +51,11 @@ class Authenticator:
         jar = cookies(headers.get("cookie", ""))
         for name in SESSION_COOKIES:
             if name in jar:
-                principal = await self.sessions.get(jar[name])
+                try:
+                    principal = await self.sessions.get(jar[name])
+                except RedisError as exc:
+                    # not "unknown": a client told AUTH_REQUIRED would drop a session that is still good
+                    raise AuthError("UNAVAILABLE", "sessions unavailable (Redis), retry shortly") from exc
                 if principal is None:
                     raise AuthError("AUTH_REQUIRED", f"{name} is unknown or expired")
                 return principal

@@ -14,6 +14,9 @@ DELIVERY_SECONDS = Histogram(
 )
 BINDINGS = Gauge("relay_gateway_bindings", "Event-queue bindings held for local interest", ["replica"])
 ROOMS = Gauge("relay_gateway_rooms", "Rooms with local members", ["replica", "namespace"])
+ADAPTER_LISTENER_LOST = Counter(
+    "relay_gateway_adapter_listener_lost_total", "Times the Redis adapter's subscription was lost (then retried)"
+)
 SLOW_CONSUMERS = Counter(
     "relay_gateway_slow_consumers_total", "Sockets disconnected because their unsent bytes passed WS_SEND_BUFFER_BYTES"
 )

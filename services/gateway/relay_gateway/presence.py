@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 from relay_auth import Principal
@@ -39,6 +40,7 @@ class PresenceReporter:
         self._last_activity: dict[tuple[str, str], float] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._connecting: dict[str, asyncio.Task[None]] = {}  # sid -> its connect report, until it goes
 
     def install(self) -> None:
         self.gw.on_principal.append(self.connected)
@@ -52,31 +54,48 @@ class PresenceReporter:
             await gw.sio.enter_room(conn.sid, scoped(principal.tenant, role_room(role)), namespace=conn.namespace)
         await gw.sio.enter_room(conn.sid, scoped(p.EVERYONE_TENANT, EVERYONE), namespace=conn.namespace)
         self._ensure_heartbeat()
+        # connecting is activity: the first event the socket sends need not report it again
+        self._note_activity(principal.tenant, principal.user_id)
         data = {
             "sid": conn.sid,
             "replica": self.incarnation,
             "namespace": conn.namespace,
             "user": shown_user(principal),
         }
-        await self._send(principal, p.CONNECT, data)
+        # in the background: the handshake need not wait for the broker's confirm (a storm of them queues)
+        report = self._connecting[conn.sid] = self._spawn(self._send(principal, p.CONNECT, data))
+        report.add_done_callback(lambda done: self._connecting.pop(conn.sid, None) if done is report else None)
 
     async def disconnected(self, gw: Gateway, conn: Connection) -> None:
+        reported = self._connecting.pop(conn.sid, None)
         if conn.principal is not None:
+            if reported is not None:
+                await asyncio.shield(reported)  # the service hears of the socket before it hears it went
             await self._send(conn.principal, p.DISCONNECT, {"sid": conn.sid, "replica": self.incarnation})
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def active(self, gw: Gateway, conn: Connection, event: str) -> None:
         principal = conn.principal
         if principal is None or event in QUIET_EVENTS:
             return
-        key, now = (principal.tenant, principal.user_id), time.monotonic()
-        if now - self._last_activity.get(key, -1e9) < gw.settings.presence_activity_seconds:
+        if not self._note_activity(principal.tenant, principal.user_id):
             return
+        self._spawn(self._send(principal, p.ACTIVITY, {}))
+
+    def _note_activity(self, tenant: str, user_id: str) -> bool:
+        """Record activity now; False when the user's last report is recent enough to skip this one."""
+        key, now = (tenant, user_id), time.monotonic()
+        if now - self._last_activity.get(key, -1e9) < self.gw.settings.presence_activity_seconds:
+            return False
         if len(self._last_activity) > 50_000:
             self._last_activity.clear()  # only a throttle: forgetting costs one extra report per user
         self._last_activity[key] = now
-        task = asyncio.create_task(self._send(principal, p.ACTIVITY, {}))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        return True
 
     async def _send(self, principal: Principal, command: str, data: dict[str, Any]) -> None:
         try:
@@ -94,7 +113,7 @@ class PresenceReporter:
 
     async def _beat(self) -> None:
         every = self.gw.settings.heartbeat_every
-        disagreed = 0
+        previous = (-1, -1)
         while True:
             try:
                 # straight to Redis: liveness must not wait behind a backlog of presence commands
@@ -105,10 +124,12 @@ class PresenceReporter:
                 mine = [c for c in self.gw.connections.values() if c.principal is not None]
                 beat = {"replica": self.incarnation, "replicaId": self.gw.settings.replica_id, "sockets": len(mine)}
                 answer = await self.gw.bus.call_envelope(self._envelope(p.HEARTBEAT, beat), timeout=max(1.0, every))
-                # reports in flight explain one disagreement; two in a row mean one was lost: resync
-                disagreed = disagreed + 1 if answer.get("known") != len(mine) else 0
-                if disagreed >= 2:
-                    disagreed = 0
+                # reports in flight explain a disagreement while either count still moves (a connect storm
+                # queued at the service); the same disagreement on two beats in a row means one was lost: resync
+                counts = (len(mine), int(answer.get("known", -1)))
+                stuck = counts[0] != counts[1] and counts == previous
+                previous = (-1, -1) if stuck else counts
+                if stuck:
                     await self.gw.bus.send_envelope(self._envelope(p.SYNC, self._snapshot(mine)))
             except Exception:
                 log.warning("presence.heartbeat_failed")

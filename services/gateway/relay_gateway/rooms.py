@@ -62,6 +62,16 @@ def free_room(name: str) -> str:
     return f"room:{name}"
 
 
+def presence_room(dialect: str) -> str:
+    """The sockets that see every presence transition of their tenant, in `dialect` (presence_audience.py)."""
+    return f"presence:{dialect}"
+
+
+def presence_of_room(dialect: str, user_id: str) -> str:
+    """The sockets that see only some people's presence (visitors, narrowed roles) and may see `user_id`'s."""
+    return f"presence:{dialect}:of:{user_id}"
+
+
 EVERYONE = "everyone"  # with tenant "*": every authenticated socket of every tenant (relay.emit scope all)
 
 

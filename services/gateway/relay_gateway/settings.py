@@ -28,7 +28,7 @@ class GatewaySettings(RelaySettings):
     # a credential-less socket on `/` must `autenticar` within this many seconds (SPEC §2)
     auth_grace_seconds: float = Field(default=10.0, gt=0)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "presence_visible_roles", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -39,6 +39,8 @@ class GatewaySettings(RelaySettings):
     presence_heartbeat_seconds: float = 3.0
     presence_reap_seconds: float = 15.0
     presence_activity_seconds: float = 5.0  # at most one activity report per user per this period
+    # roles that see their whole tenant's presence; empty: every role but visitor (presence_audience.py)
+    presence_visible_roles: Annotated[tuple[str, ...], NoDecode] = ()
 
     @property
     def heartbeat_every(self) -> float:

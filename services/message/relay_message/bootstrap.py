@@ -13,7 +13,7 @@ from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import run_service
-from relay_ops.metrics import CONSUMER_LAG, command_observer
+from relay_ops.metrics import CONSUMER_LAG, command_observer, sample_dead_letters
 
 from relay_message import changes, channels, receipts
 from relay_message.adapters.files import FileRepo
@@ -106,5 +106,5 @@ async def run() -> None:
         host=settings.ops_host,
         port=settings.message_ops_port,
         checks={"broker+mongo": service.ready},
-        jobs=[service.sample_lag],
+        jobs=[service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
     )

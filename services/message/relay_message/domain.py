@@ -112,11 +112,16 @@ def build_participants(
     return list(members.values())
 
 
+def agents_may_read(conversation: dict[str, Any]) -> bool:
+    """Agents of the tenant may join any support chat of the tenant (a conversation's type never changes)."""
+    return conversation.get("type") == SUPPORT
+
+
 def can_read(conversation: dict[str, Any], user_id: str, roles: tuple[str, ...]) -> bool:
     if participant(conversation, user_id) is not None:
         return True
-    if conversation.get("type") == SUPPORT and is_agent(roles):
-        return True  # agents of the tenant may join any support chat of the tenant
+    if agents_may_read(conversation) and is_agent(roles):
+        return True
     return conversation.get("visibility") == "public"
 
 

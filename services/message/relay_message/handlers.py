@@ -104,7 +104,9 @@ async def check_access(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = m.CheckAccess.model_validate(env.data)
     user, roles = _actor(env)
     conversation = await _readable(deps, env, cmd.conversationId)
-    return domain.public_conversation(conversation, viewer=user, viewer_is_agent=domain.is_agent(roles))
+    public = domain.public_conversation(conversation, viewer=user, viewer_is_agent=domain.is_agent(roles))
+    # lets a gateway let the next agents in without asking again (a join storm into one chat)
+    return {**public, "agentsMayRead": domain.agents_may_read(conversation)}
 
 
 async def list_conversations(env: Envelope, deps: Deps) -> dict[str, Any]:

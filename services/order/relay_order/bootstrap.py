@@ -11,7 +11,7 @@ from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import run_service
-from relay_ops.metrics import CONSUMER_LAG, command_observer
+from relay_ops.metrics import CONSUMER_LAG, command_observer, sample_dead_letters
 
 from relay_order.adapters.repo import OrderRepo
 from relay_order.handlers import HANDLERS, Deps
@@ -83,5 +83,5 @@ async def run() -> None:
         host=settings.ops_host,
         port=settings.order_ops_port,
         checks={"broker+mongo": service.ready},
-        jobs=[service.sample_lag],
+        jobs=[service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
     )

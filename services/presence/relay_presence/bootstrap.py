@@ -7,6 +7,7 @@ import functools
 import time
 from dataclasses import dataclass
 
+import relay_redis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -15,7 +16,7 @@ from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
 from relay_ops import run_service
-from relay_ops.metrics import command_observer, sample_consumer_lag
+from relay_ops.metrics import command_observer, sample_consumer_lag, sample_dead_letters
 
 from relay_presence.adapters.store import PresenceStore
 from relay_presence.handlers import HANDLERS, Deps, sweep
@@ -64,8 +65,6 @@ class PresenceService:
         handlers = {name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()}
         await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE), transient=REDIS_DOWN)
         self._queue = queue
-        assert self.broker.connection is not None
-        self._probe = await self.broker.connection.channel()
         log.info(
             "presence.started", queue=queue.name, dead_after=self.settings.dead_after, grace=self.deps.grace_seconds
         )
@@ -92,7 +91,7 @@ class PresenceService:
                 log.exception("presence.sweep_failed")
 
     async def sample_lag(self) -> None:
-        await sample_consumer_lag(self._probe, SERVICE, self._queue.name)
+        await sample_consumer_lag(self.broker.connection, SERVICE, [self._queue.name])
 
     async def close(self) -> None:
         await self.broker.close()
@@ -101,7 +100,7 @@ class PresenceService:
 
 def build(settings: PresenceSettings) -> PresenceService:
     broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = relay_redis.connect(settings.redis_url)
 
     async def publish(routing_key: str, event: Envelope) -> None:
         await broker.publish_event(routing_key, event)
@@ -126,5 +125,5 @@ async def run() -> None:
         host=settings.ops_host,
         port=settings.presence_ops_port,
         checks={"broker+redis": service.ready},
-        jobs=[service.sweeper, service.sample_lag],
+        jobs=[service.sweeper, service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
     )

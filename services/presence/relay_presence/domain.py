@@ -188,6 +188,7 @@ def stats(users: list[UserPresence], now: float) -> dict[str, Any]:
             {
                 "userId": u.user_id,
                 "username": u.user.get("username"),
+                "roles": u.user.get("roles") or [],  # lets the gateways apply who-sees-whom to the list
                 "connectedAt": iso(u.connected_since),
                 "durationSeconds": round(now - u.connected_since, 3) if u.connected_since else 0,
             }

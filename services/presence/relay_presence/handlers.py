@@ -17,7 +17,7 @@ from relay_contracts.routing import event_key
 from relay_log import get_logger, new_correlation_id
 
 from relay_presence import domain
-from relay_presence.adapters.store import PresenceStore, member
+from relay_presence.adapters.store import PresenceStore
 from relay_presence.metrics import REAPED, TRANSITIONS
 
 log = get_logger(__name__)
@@ -47,21 +47,21 @@ async def update_user(
     deps: Deps, tenant: str, user_id: str, change: Update, *, correlation_id: str
 ) -> domain.UserPresence:
     """Apply `change` to one user under their lock; announce the transition it returns, once."""
-    async with deps.store.lock(member(tenant, user_id)):
-        state, snapshot = await deps.store.load(tenant, user_id)
+    async with deps.store.locked(tenant, user_id) as (state, snapshot):
         transition = change(state)
-        await deps.store.save(state, snapshot)
+        count = await deps.store.save(state, snapshot)
         if transition is not None:
             # still under the lock: one user's announcements leave in the order they happened
-            await announce(deps, state, transition, correlation_id)
+            await announce(deps, state, transition, count, correlation_id)
     return state
 
 
-async def announce(deps: Deps, state: domain.UserPresence, change: domain.Change, correlation_id: str) -> None:
-    count = await deps.store.active_count(state.tenant)
+async def announce(
+    deps: Deps, state: domain.UserPresence, change: domain.Change, count: int, correlation_id: str
+) -> None:
     data = {
         "userId": state.user_id,
-        # announced to every socket of the tenant (visitors included): no email address in it
+        # announced to other users (who may see it: the gateways' presence_audience.py): no email address
         "user": {**{k: v for k, v in state.user.items() if k != "email"}, "userId": state.user_id},
         "status": change.status,
         "previous": change.previous,
@@ -80,9 +80,8 @@ async def announce(deps: Deps, state: domain.UserPresence, change: domain.Change
 async def connect(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = p.Connect.model_validate(env.data)
     user_id = _actor(env)
-    if await deps.store.buried(cmd.sid):
+    if not await deps.store.admit(cmd.sid, cmd.replica, deps.clock()):
         return {"ignored": True}  # its disconnect was handled first
-    await deps.store.touch_replica(cmd.replica, deps.clock())
     state = await _add_socket(
         deps, env.tenant, user_id, cmd.sid, cmd.replica, cmd.namespace, cmd.user, env.correlationId
     )

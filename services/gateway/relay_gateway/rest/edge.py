@@ -70,6 +70,12 @@ async def auth_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return error_response(RelayError(exc.code, exc.message))
 
 
+async def redis_down_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Redis (sessions, rate limits, presence reads) unreachable or failing over: fail fast, retry later."""
+    log.warning("rest.redis_unavailable", error=str(exc))
+    return await relay_error_handler(request, RelayError(ErrorCode.UNAVAILABLE, "unavailable (Redis), retry shortly"))
+
+
 async def unexpected_error_handler(_: Request, exc: Exception) -> JSONResponse:
     log.error("rest.failed", exc_info=exc)
     return error_response(RelayError(ErrorCode.INTERNAL, "internal error"))

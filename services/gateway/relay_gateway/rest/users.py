@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from relay_gateway.presence_audience import limit_to, people_for
 from relay_gateway.rest.edge import caller, documented, gateway, read_body
 from relay_gateway.rooms import role_room, scoped, tenant_room, user_room
 from relay_gateway.sockets.users import check_text, emit_everywhere, require_online, sender
@@ -45,15 +46,17 @@ async def active_users(request: Request) -> JSONResponse:
     """Active users of the caller's tenant with their stats: `{users, count, stats}`."""
     principal = await caller(request)
     gw = gateway(request)
-    users = await gw.bus.call(principal, p.ACTIVE_USERS, {})
-    stats = await gw.bus.call(principal, p.STATS, {})
+    people = await people_for(gw, principal)  # who sees whose presence: presence_audience.py
+    users = limit_to(people, await gw.bus.call(principal, p.ACTIVE_USERS, {}))
+    stats = limit_to(people, await gw.bus.call(principal, p.STATS, {}))
     return JSONResponse({**users, "stats": stats})
 
 
 async def users_stats(request: Request) -> JSONResponse:
     """seed-002 stats: `{totalUsers, totalSockets, usersByRole, connectionTimes}`."""
     principal = await caller(request)
-    return JSONResponse(await gateway(request).bus.call(principal, p.STATS, {}))
+    gw = gateway(request)
+    return JSONResponse(limit_to(await people_for(gw, principal), await gw.bus.call(principal, p.STATS, {})))
 
 
 def _notification(principal: Principal, body: Notify, gw: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from relay_log import get_logger
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.dialects.channels import NAMESPACE, channel_message
 from relay_gateway.dialects.presence import user_presence_payload
+from relay_gateway.presence_audience import RESTRICTED_ROOM, shown_to_restricted
 from relay_gateway.rooms import channel_room, scoped, thread_room, user_room
 from relay_gateway.sockets.router import SocketRouter
 
@@ -182,7 +183,13 @@ def register(router: SocketRouter) -> None:
         rooms = [scoped(envelope.tenant, channel_room(c["conversationId"])) for c in found["channels"]]
         if rooms:  # a list of rooms: a socket in several of them still gets the event once
             payload = user_presence_payload(envelope.data)
-            await gw.sio.emit("user_presence", payload, room=rooms, namespace=NAMESPACE, ignore_queue=True)
+            skip = None
+            if not shown_to_restricted(envelope.data["user"]):  # the rule: restricted viewers never see a visitor
+                restricted = scoped(envelope.tenant, RESTRICTED_ROOM)
+                skip = [sid for sid, _ in gw.sio.manager.get_participants(NAMESPACE, restricted)]
+            await gw.sio.emit(
+                "user_presence", payload, room=rooms, skip_sid=skip, namespace=NAMESPACE, ignore_queue=True
+            )
 
     gw.delivery.listeners.append(on_members_added)
     gw.delivery.listeners.append(on_presence_changed)

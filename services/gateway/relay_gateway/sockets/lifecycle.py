@@ -17,6 +17,7 @@ from relay_gateway.context import Connection, Gateway
 from relay_gateway.identity import environ_headers, query_params
 from relay_gateway.rooms import scoped, tenant_room, user_room
 from relay_gateway.sockets.router import SocketRouter
+from relay_gateway.speaks import hinted
 
 log = get_logger(__name__)
 
@@ -65,7 +66,7 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
             except AuthError as exc:
                 log.info("socket.refused_handshake", code=exc.code, reason=exc.message)
                 raise SioRefused({"code": exc.code, "message": exc.message}) from exc
-            conn = Connection(sid=sid, namespace=namespace, principal=None)
+            conn = Connection(sid=sid, namespace=namespace, principal=None, dialect=hinted(auth, query))
             gw.connections[sid] = conn
             if principal is not None:
                 await attach_principal(gw, conn, principal)
@@ -80,18 +81,9 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
                 tenant=principal.tenant if principal else None,
             ):
                 log.info("socket.connected", namespace=namespace, anonymous=principal is None)
-            await gw.sio.emit(
-                "welcome",
-                {"message": "Welcome to Relay", "clientId": sid, "timestamp": utcnow_iso()},
-                to=sid,
-                namespace=namespace,
-            )
-            await gw.sio.emit(
-                "connected",
-                {"message": "Connected", "user": principal.public() if principal else None, "timestamp": utcnow_iso()},
-                to=sid,
-                namespace=namespace,
-            )
+            await gw.reply(conn, "welcome", {"message": "Welcome to Relay", "clientId": sid, "timestamp": utcnow_iso()})
+            user = principal.public() if principal else None
+            await gw.reply(conn, "connected", {"message": "Connected", "user": user, "timestamp": utcnow_iso()})
 
         async def disconnect(sid: str, *_: Any, namespace: str = namespace) -> None:
             conn = gw.connections.pop(sid, None)
@@ -122,7 +114,7 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
     async def health_check(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
         """Liveness probe from the client; answers `health-check {status, replica, timestamp}`."""
         body = {"status": "ok", "replica": gw.settings.replica_id, "timestamp": utcnow_iso()}
-        await gw.sio.emit("health-check", body, to=conn.sid, namespace=conn.namespace)
+        await gw.reply(conn, "health-check", body)
         return {"success": True, **body}
 
     @router.on("test", authenticated=False)
@@ -130,12 +122,12 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
         """Echo: answers `test {message, echo: true, timestamp}`."""
         message = data.get("message") if isinstance(data, dict) else None
         body = {"message": message if isinstance(message, str) else "", "echo": True, "timestamp": utcnow_iso()}
-        await gw.sio.emit("test", body, to=conn.sid, namespace=conn.namespace)
+        await gw.reply(conn, "test", body)
         return {"success": True, **body}
 
     @router.on("ping", authenticated=False)
     async def ping(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
         """Keep-alive (seed-003); answers `pong {timestamp}`."""
         body = {"timestamp": utcnow_iso()}
-        await gw.sio.emit("pong", body, to=conn.sid, namespace=conn.namespace)
+        await gw.reply(conn, "pong", body)
         return {"success": True, **body}

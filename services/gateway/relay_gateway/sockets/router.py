@@ -19,6 +19,7 @@ from relay_ops.metrics import ERRORS
 
 from relay_gateway import metrics
 from relay_gateway.context import Connection, Gateway
+from relay_gateway.speaks import spoke
 
 log = get_logger(__name__)
 
@@ -78,6 +79,8 @@ class SocketRouter:
         """Register `fn` for `event`; `limit` names a rate-limit rule (ratelimit.py) each call counts against."""
 
         def register(fn: Handler) -> Handler:
+            feature = self.feature
+
             async def handle(sid: str, data: Any = None, *_: Any) -> dict[str, Any] | None:
                 metrics.EVENTS_IN.labels(namespace, event).inc()
                 conn = self.gw.connections.get(sid)
@@ -95,6 +98,7 @@ class SocketRouter:
                             raise RelayError(ErrorCode.AUTH_REQUIRED, f"authenticate before '{event}'")
                         for hook in self.gw.on_activity:
                             hook(self.gw, conn, event)
+                        await spoke(self.gw, conn, feature)
                         if limit is not None:
                             await self.gw.limit(limit, principal, fallback=sid)
                         if _encoded_size(data) > self.gw.settings.max_packet_bytes:
@@ -118,7 +122,7 @@ class SocketRouter:
 
             self.gw.sio.on(event, handle, namespace=namespace)
             summary = next(iter((fn.__doc__ or "").strip().splitlines()), "")
-            self.registry.append(Registration(self.feature, namespace, event, model, authenticated, summary, limit))
+            self.registry.append(Registration(feature, namespace, event, model, authenticated, summary, limit))
             return fn
 
         return register

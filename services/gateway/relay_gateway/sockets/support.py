@@ -9,6 +9,7 @@ from relay_contracts import ErrorCode, RelayError, utcnow_iso
 from relay_contracts import messages as m
 from relay_contracts.routing import interest_pattern
 
+from relay_gateway.access import AgentGrants
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.dialects.support import message_payload
 from relay_gateway.rooms import conversation_rooms, parse_chat_ref, scoped, support_agents_room, support_room
@@ -30,6 +31,7 @@ class SyncRequest(BaseModel):
 
 def register(router: SocketRouter) -> None:
     typists = typing.register(router)
+    grants = AgentGrants()
 
     @router.on("chat:join", ChatRef, limit="join")
     async def chat_join(gw: Gateway, conn: Connection, ref: ChatRef) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def register(router: SocketRouter) -> None:
         if notes and not principal.is_agent:
             raise RelayError(ErrorCode.PERMISSION_DENIED, "internal notes are for agents only", field="chatId")
         # the message service decides: it knows the members (raises NOT_FOUND / PERMISSION_DENIED)
-        await gw.bus.call(principal, m.CHECK_ACCESS, {"conversationId": chat_id})
+        await grants.check(gw, principal, chat_id)
         rooms = [support_room(chat_id)]
         if principal.is_agent:
             rooms.append(support_agents_room(chat_id))
@@ -49,7 +51,7 @@ def register(router: SocketRouter) -> None:
             await gw.sio.enter_room(conn.sid, scoped(principal.tenant, room), namespace=conn.namespace)
         room_name = support_agents_room(chat_id) if notes else support_room(chat_id)
         body = {"chatId": chat_id, "roomName": room_name, "timestamp": utcnow_iso()}
-        await gw.sio.emit("chat:joined", body, to=conn.sid, namespace=conn.namespace)
+        await gw.reply(conn, "chat:joined", body)
         return {"success": True, **body}
 
     @router.on("chat:leave", ChatRef)
@@ -68,7 +70,7 @@ def register(router: SocketRouter) -> None:
         if not any(scoped(principal.tenant, room) in still_in for room in conversation_rooms(chat_id)):
             await gw.delivery.interest.remove(conn.sid, interest_pattern(principal.tenant, "conv", chat_id))
         body = {"chatId": chat_id, "roomName": rooms[0], "timestamp": utcnow_iso()}
-        await gw.sio.emit("chat:left", body, to=conn.sid, namespace=conn.namespace)
+        await gw.reply(conn, "chat:left", body)
         return {"success": True, **body}
 
     @router.on("chat:sync", SyncRequest, limit="sync")
@@ -88,5 +90,5 @@ def register(router: SocketRouter) -> None:
             "hasMore": page["hasMore"],
             "lastSeq": messages[-1]["seq"] if messages else req.afterSeq,
         }
-        await gw.sio.emit("chat:synced", body, to=conn.sid, namespace=conn.namespace)
+        await gw.reply(conn, "chat:synced", body)
         return {"success": True, **body}

@@ -18,6 +18,7 @@ from relay_gateway import metrics
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.presence import PresenceReporter
 from relay_gateway.presence import shown_user as sender
+from relay_gateway.presence_audience import PresenceAudience
 from relay_gateway.rooms import free_room, scoped, tenant_room, user_room
 from relay_gateway.sockets.router import SocketRouter
 
@@ -95,12 +96,14 @@ def free_room_of(conn: Connection, raw: str) -> tuple[Principal, str, str]:
 
 def register(router: SocketRouter) -> None:
     PresenceReporter(router.gw).install()
+    audience = PresenceAudience(router.gw)
+    audience.install()
 
     @router.on("get-active-users", limit="query")
     async def get_active_users(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
         """Users online or away in the caller's tenant, on every replica: `active-users {users, count}`."""
         assert conn.principal is not None
-        body = await gw.bus.call(conn.principal, p.ACTIVE_USERS, {})
+        body = audience.visible(conn, await gw.bus.call(conn.principal, p.ACTIVE_USERS, {}))
         await gw.sio.emit("active-users", body, to=conn.sid, namespace=NAMESPACE)
         return {"success": True, **body}
 
@@ -108,7 +111,7 @@ def register(router: SocketRouter) -> None:
     async def get_users_stats(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
         """Tenant totals, users per role and connection times: `users-stats`."""
         assert conn.principal is not None
-        body = await gw.bus.call(conn.principal, p.STATS, {})
+        body = audience.visible(conn, await gw.bus.call(conn.principal, p.STATS, {}))
         await gw.sio.emit("users-stats", body, to=conn.sid, namespace=NAMESPACE)
         return {"success": True, **body}
 

@@ -74,28 +74,40 @@ class PresenceStore:
         return f"{self.p}:replica:{incarnation}"
 
     @asynccontextmanager
-    async def lock(self, name: str, timeout: float = 5.0) -> AsyncIterator[None]:
-        key, token = f"{self.p}:lock:{name}", uuid.uuid4().hex
+    async def locked(
+        self, tenant: str, user_id: str, timeout: float = 5.0
+    ) -> AsyncIterator[tuple[UserPresence, Snapshot]]:
+        """One user's presence under their lock, read in the same round trip that takes it; `save` it inside."""
+        key, token = f"{self.p}:lock:{member(tenant, user_id)}", uuid.uuid4().hex
         deadline = asyncio.get_running_loop().time() + timeout
-        while not await self.redis.set(key, token, nx=True, px=LOCK_MS):
+        while True:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(key, token, nx=True, px=LOCK_MS)
+            pipe.get(self._user_key(tenant, user_id))
+            taken, raw = await pipe.execute()
+            if taken:
+                break
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"presence lock {name} busy")
+                raise TimeoutError(f"presence lock {member(tenant, user_id)} busy")
             await asyncio.sleep(0.005)
         try:
-            yield
+            yield self._state(tenant, user_id, raw)
         finally:
             await self.redis.eval(_RELEASE, 1, key, token)  # type: ignore[misc]
 
     async def load(self, tenant: str, user_id: str) -> tuple[UserPresence, Snapshot]:
-        """One user's presence; call under `lock(member(tenant, user_id))` and `save` it after."""
-        raw = await self.redis.get(self._user_key(tenant, user_id))
+        """One user's presence, unlocked (read only)."""
+        return self._state(tenant, user_id, await self.redis.get(self._user_key(tenant, user_id)))
+
+    def _state(self, tenant: str, user_id: str, raw: str | None) -> tuple[UserPresence, Snapshot]:
         state = UserPresence.from_doc(json.loads(raw)) if raw else UserPresence(tenant, user_id)
         return state, Snapshot(
             {sid: list(s.conversations) for sid, s in state.sockets.items()},
             {sid: s.replica for sid, s in state.sockets.items()},
         )
 
-    async def save(self, state: UserPresence, snapshot: Snapshot) -> None:
+    async def save(self, state: UserPresence, snapshot: Snapshot) -> int:
+        """Store one user's presence and its indexes; returns the tenant's active users after it."""
         before, before_replicas = snapshot.conversations, snapshot.replicas
         tenant, uid = state.tenant, state.user_id
         who = member(tenant, uid)
@@ -120,8 +132,9 @@ class PresenceStore:
             if sid not in state.sockets:
                 pipe.srem(self.replica_key(replica), member(tenant, uid, sid))
         for sid, socket in state.sockets.items():
-            if sid not in before_replicas:
-                pipe.sadd(self.replica_key(socket.replica), member(tenant, uid, sid))
+            # every socket, not only new ones: a reap racing a connect may have dropped the replica's set
+            # while the socket stayed in the user's document, and a resync must be able to put it back
+            pipe.sadd(self.replica_key(socket.replica), member(tenant, uid, sid))
         convs = f"{self.p}:convs:{tenant}"
         after = {sid: s.conversations for sid, s in state.sockets.items()}
         for sid in set(before) | set(after):
@@ -130,7 +143,8 @@ class PresenceStore:
                 pipe.hincrby(convs, conv, 1)
             for conv in old - new:
                 pipe.eval(_DECREMENT, 1, convs, conv)
-        await pipe.execute()
+        pipe.scard(self.online_key(tenant))  # in the same round trip: the count the announcement carries
+        return int((await pipe.execute())[-1])
 
     # tombstones: a socket that went away before its connect was handled
     async def bury(self, sid: str) -> None:
@@ -149,9 +163,14 @@ class PresenceStore:
         await pipe.execute()
         return previous if previous and previous != incarnation else None
 
-    async def touch_replica(self, incarnation: str, now: float) -> None:
-        """Know a replica from its first socket, so it is reaped even if it dies before a heartbeat."""
-        await self.redis.hsetnx(self.liveness, incarnation, now)  # type: ignore[misc]
+    async def admit(self, sid: str, incarnation: str, now: float) -> bool:
+        """A connect report, in one round trip: False when the socket already went away (tombstone); else
+        know its replica from its first socket, so it is reaped even if it dies before a heartbeat."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(f"{self.p}:gone:{sid}")
+        pipe.hsetnx(self.liveness, incarnation, now)
+        gone, _ = await pipe.execute()
+        return not gone
 
     async def replicas(self) -> dict[str, float]:
         return {k: float(v) for k, v in (await self.redis.hgetall(self.liveness)).items()}
@@ -184,9 +203,6 @@ class PresenceStore:
         raws = await self.redis.mget([self._user_key(tenant, uid) for uid in ids])
         users = [UserPresence.from_doc(json.loads(raw)) for raw in raws if raw]
         return [u for u in users if u.announced]
-
-    async def active_count(self, tenant: str) -> int:
-        return int(await self.redis.scard(self.online_key(tenant)))
 
     async def statuses(self, tenant: str, user_ids: list[str]) -> dict[str, Any]:
         if not user_ids:

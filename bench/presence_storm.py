@@ -1,0 +1,227 @@
+"""Presence storm: N agent sockets of one tenant connect over two gateway replicas, each joins one chat,
+while another user of the tenant pings with acks.
+
+Reports the storm's duration (first connect → last join ack), the other user's ack p50/p99 during it,
+the presence events the clients received (deliveries) and the CPU the gateways and the presence service
+spent per transition. Writes bench/reports/presence.json (+ a line in presence.md). Measured, never
+asserted. Loopback only, bounded in count and time. The load is Node socket.io-client (bench/node,
+`task install:bench`), which costs far less CPU than the Python server it loads.
+
+    .venv/bin/python -m bench.presence_storm --sockets 200 1000 --label before [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from relay_auth import mint_token
+from relay_config import DEV_JWT_SECRET
+from relay_devstack import Stack, StackConfig
+from relay_devstack.stack import free_port
+from relay_sdk import RelayClient
+
+from bench.profile_summary import summarize
+
+ROOT = Path(__file__).parent
+REPORTS = ROOT / "reports"
+NODE_DIR = ROOT / "node"
+TENANT = "storm"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def pids(stack: Stack) -> dict[str, int]:
+    return {name: proc.popen.pid for name, proc in stack.procs.items() if name != "mongo"}
+
+
+def command_round_trips(stack: Stack) -> dict[str, dict[str, float]]:
+    """Per command type the gateways wait for: how many, and their mean round trip (ms), summed over replicas."""
+    totals: dict[str, list[float]] = {}
+    pattern = re.compile(r'^relay_gateway_command_seconds_(sum|count)\{[^}]*type="([^"]+)"[^}]*\} ([0-9.e+-]+)$')
+    for url in stack.gateway_urls:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+            for line in resp.read().decode().splitlines():
+                if match := pattern.match(line):
+                    entry = totals.setdefault(match[2], [0.0, 0.0])
+                    entry[0 if match[1] == "sum" else 1] += float(match[3])
+    return {t: {"count": int(n), "mean_ms": round(1000 * s / n, 1)} for t, (s, n) in totals.items() if n}
+
+
+def token(user: str, role: str) -> str:
+    return mint_token(DEV_JWT_SECRET, user_id=user, roles=[role], tenant=TENANT, ttl_seconds=3600)
+
+
+async def open_chat(stack: Stack, run: str) -> str:
+    async with RelayClient(stack.gateway_urls[0], token=token(f"visitor-{run}", "visitor")) as visitor:
+        return str((await visitor.post("/v2/chats", {"subject": "storm"}))["chatId"])
+
+
+def start_profilers(stack: Stack, names: list[str], out: Path) -> list[tuple[str, subprocess.Popen[bytes], Path]]:
+    py_spy = Path(sys.executable).parent / "py-spy"
+    running = []
+    for name in names:
+        path = out / f"{name}.txt"
+        proc = subprocess.Popen(
+            [
+                str(py_spy),
+                "record",
+                "--nonblocking",
+                "-r",
+                "50",
+                "-f",
+                "raw",
+                "-o",
+                str(path),
+                "-p",
+                str(stack.procs[name].popen.pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        running.append((name, proc, path))
+    time.sleep(1.0)  # py-spy attaches
+    return running
+
+
+def stop_profilers(running: list[tuple[str, subprocess.Popen[bytes], Path]]) -> dict[str, Any]:
+    summaries = {}
+    for name, proc, path in running:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if path.exists():
+            summaries[name] = summarize(path.read_text())
+    return summaries
+
+
+def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hello: str | None) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:6]
+    chat_id = asyncio.run(open_chat(stack, run))
+    plan = {
+        "urls": stack.gateway_urls,
+        "tokens": [token(f"agent-{run}-{i}", "agent") for i in range(sockets)],
+        "chatId": chat_id,
+        "pingerToken": token(f"pinger-{run}", "agent"),
+        "pingEveryMs": 20,
+        "timeoutMs": 300_000,
+        "settleMs": 1500,
+        "join": "chat:join",
+        "dialect": dialect,
+        "hello": hello,
+    }
+    with tempfile.TemporaryDirectory(prefix="relay-storm-") as tmp:
+        plan_path = Path(tmp) / "plan.json"
+        plan_path.write_text(json.dumps(plan))
+        watched = pids(stack)
+        trips_before = command_round_trips(stack)
+        profilers = start_profilers(stack, ["gateway-0", "presence"], Path(tmp)) if profile else []
+        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        wall = time.perf_counter()
+        node = subprocess.run(
+            ["node", str(NODE_DIR / "storm.mjs"), str(plan_path)], capture_output=True, text=True, timeout=900
+        )
+        wall = time.perf_counter() - wall
+        cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in watched.items()}
+        hot = stop_profilers(profilers)
+        trips = command_round_trips(stack)
+    if node.returncode != 0:
+        raise RuntimeError(f"storm load failed: {node.stderr[-2000:]}")
+    seen = json.loads(node.stdout.strip().splitlines()[-1])
+    deliveries = sum(seen["received"].values())
+    transitions = sockets  # one offline → online per agent (the pinger was online before)
+    presence_cpu = cpu["presence"] + cpu["gateway-0"] + cpu["gateway-1"]
+    return {
+        "sockets": sockets,
+        "replicas": len(stack.gateway_urls),
+        "dialect_hint": dialect,
+        "hello_event": hello,
+        "joined": seen["joined"],
+        "failed": seen["failed"],
+        "first_error": seen["firstError"],
+        "client_states": seen["clientStates"],
+        "storm_s": round(seen["stormMs"] / 1000, 2),
+        "last_presence_s": round(seen["lastPresenceMs"] / 1000, 2),
+        "other_user_pings": seen["pings"],
+        "other_user_ack_p50_ms": seen["ackP50Ms"],
+        "other_user_ack_p99_ms": seen["ackP99Ms"],
+        "other_user_ack_max_ms": seen["ackMaxMs"],
+        "deliveries": deliveries,
+        "deliveries_by_event": seen["received"],
+        "deliveries_per_transition": round(deliveries / transitions, 1),
+        "cpu_s": cpu,
+        "cpu_ms_per_transition": round(presence_cpu * 1000 / transitions, 2),
+        "cpu_ms_per_transition_note": "gateways + presence service, whole storm (handshakes and joins included)",
+        "wall_s": round(wall, 1),
+        "gateway_waits": {
+            t: {
+                "count": v["count"] - trips_before.get(t, {}).get("count", 0),
+                "mean_ms_since_start": v["mean_ms"],
+            }
+            for t, v in trips.items()
+        },
+        "profile": hot,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sockets", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--label", default="run", help="e.g. before / after: the key the runs are stored under")
+    parser.add_argument("--profile", action="store_true", help="py-spy the gateway-0 and presence processes")
+    parser.add_argument("--dialect", default=None, help="handshake hint every storm socket sends (auth.dialect)")
+    parser.add_argument("--hello", default=None, help="an event each storm socket sends first, e.g. get-active-users")
+    args = parser.parse_args()
+    if not (NODE_DIR / "node_modules" / "socket.io-client").exists():
+        sys.exit("the Node load generator is not installed: task install:bench")
+    config = StackConfig(
+        instance=f"bench-{uuid.uuid4().hex[:6]}",
+        gateway_ports=[free_port(), free_port()],
+        env={"LOG_LEVEL": "WARNING", "JWT_SECRET": DEV_JWT_SECRET, "RATE_LIMITS": "join=off,rest_write=off"},
+        log_dir=str(REPORTS / "logs"),
+    )
+    runs = []
+    with Stack(config) as stack:
+        for n in args.sockets:
+            result = storm(stack, n, profile=args.profile, dialect=args.dialect, hello=args.hello)
+            result["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            runs.append(result)
+            print(json.dumps({k: v for k, v in result.items() if k != "profile"}, indent=2), flush=True)
+            time.sleep(5)  # let the previous storm's sockets be announced offline before the next one
+    REPORTS.mkdir(exist_ok=True)
+    path = REPORTS / "presence.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    stored[args.label] = runs
+    path.write_text(json.dumps(stored, indent=2) + "\n")
+    with (REPORTS / "presence.md").open("a") as md:
+        for r in runs:
+            md.write(
+                f"- {r['when']} [{args.label}] {r['sockets']} agent sockets / {r['replicas']} replicas"
+                f"{' hello=' + str(r['hello_event']) if r['hello_event'] else ''}: storm {r['storm_s']} s "
+                f"(last presence {r['last_presence_s']} s), other user's ack p50 {r['other_user_ack_p50_ms']} ms / "
+                f"p99 {r['other_user_ack_p99_ms']} ms, {r['deliveries']} deliveries "
+                f"({r['deliveries_per_transition']}/transition), {r['cpu_ms_per_transition']} ms CPU/transition, "
+                f"failed {r['failed']}\n"
+            )
+
+
+if __name__ == "__main__":
+    main()
