@@ -116,6 +116,17 @@ class Bench:
         async with self.http.request(method, url, json=body, headers=headers) as resp:
             return resp.status, await resp.json(content_type=None)
 
+    async def setup_request(self, method: str, url: str, who: str, body: Any = None) -> tuple[int, Any]:
+        """A request the bench needs (not a measured one): retried over a dropped keep-alive connection."""
+        for attempt in range(5):
+            try:
+                return await self.request(method, url, who, body)
+            except aiohttp.ClientConnectionError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")
+
     async def open_chats(self, n: int) -> dict[str, str]:
         """n support chats, each opened by its own visitor; the agent sockets join them all."""
         chats: dict[str, str] = {}
@@ -123,7 +134,7 @@ class Bench:
             user = f"bench-visitor-{uuid.uuid4().hex[:8]}-{i}"
             visitor = token(user, "visitor")
             self.users[visitor] = user
-            status, body = await self.request("POST", f"{self.urls[0]}/v2/chats", visitor, {"subject": "bench"})
+            status, body = await self.setup_request("POST", f"{self.urls[0]}/v2/chats", visitor, {"subject": "bench"})
             assert status == 201, body
             chats[body["chatId"]] = visitor
         for r in self.receivers:

@@ -75,7 +75,8 @@ async def serve_commands(
                 await message.reject(requeue=False)
                 return
             if envelope.expired():
-                log.warning("command.expired", expires_at=envelope.expiresAt, redelivered=message.redelivered)
+                # info: under overload there are many; the metric (outcome "expired") counts them all
+                log.info("command.expired", expires_at=envelope.expiresAt, redelivered=message.redelivered)
                 await reply(message, {"ok": False, "error": expired_error(envelope).to_dict()})
                 await message.ack()
                 if observe is not None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from relay_contracts import Envelope, RelayError
-from relay_contracts.envelope import Actor
+from relay_contracts.envelope import Actor, iso
 from relay_message import handlers
 from relay_message.handlers import Deps
 
@@ -162,11 +163,15 @@ async def test_a_send_that_could_not_be_answered_before_its_deadline_is_refused_
     await open_chat(deps)
     deps.sends._rounds.append(2.0)  # type: ignore[attr-defined]  # a recent round took 2 s
     tight = cmd("message.send", "v1", ("visitor",), conversationId="c1", content="x", clientMessageId="k")
-    with pytest.raises(RelayError) as err:
-        await handlers.send_message(tight.expiring_in(1.0), deps)
+    waited = tight.model_copy(update={"occurredAt": iso(datetime.now(UTC) - timedelta(seconds=3))})
+    with pytest.raises(RelayError) as err:  # sent 3 s ago, 1 s left: at this pace it could not be answered in time
+        await handlers.send_message(waited.expiring_in(1.0), deps)
     assert err.value.code == "UNAVAILABLE" and deps.messages.docs == []  # type: ignore[attr-defined]
     roomy = await handlers.send_message(tight.expiring_in(10.0), deps)  # enough time: written
     assert roomy["seq"] == 1
+    short = cmd("message.send", "v1", ("visitor",), conversationId="c1", content="y", clientMessageId="k2")
+    quick = await handlers.send_message(short.expiring_in(0.75), deps)  # a short timeout still works, on time
+    assert quick["seq"] == 2
 
 
 async def test_sends_into_many_conversations_share_one_round(deps):

@@ -172,12 +172,12 @@ class SendPipeline:
     ) -> tuple[list[PendingSend], list[tuple[PendingSend, dict[str, Any]]]]:
         # the deadline, checked right before the first write: a caller that may have been answered UNAVAILABLE
         # gets no effect. A send is written only if it can be answered before its deadline at the pace of the
-        # recent rounds (twice the slowest), so an overloaded service refuses late sends instead of answering
-        # them after their callers gave up.
+        # recent rounds (twice the slowest, at most half the command's lifetime so short timeouts still work),
+        # so an overloaded service refuses late sends instead of answering them after their callers gave up.
         live = []
-        horizon = datetime.now(UTC) + timedelta(seconds=2 * self.pace)
+        now = datetime.now(UTC)
         for p in allowed:
-            if p.env.expired(horizon):
+            if p.env.expired(now + timedelta(seconds=min(2 * self.pace, _lifetime(p.env) / 2))):
                 p.future.set_exception(expired_error(p.env))
             else:
                 live.append(p)
@@ -295,6 +295,14 @@ class SendPipeline:
                 )
             )
         await deps.conversations.record_many(stats)
+
+
+def _lifetime(env: Envelope) -> float:
+    """Seconds from the command's creation to its deadline (0 when it has none)."""
+    if env.expiresAt is None:
+        return 0.0
+    created = datetime.fromisoformat(env.occurredAt.replace("Z", "+00:00"))
+    return max(0.0, (datetime.fromisoformat(env.expiresAt.replace("Z", "+00:00")) - created).total_seconds())
 
 
 def _phase(name: str, started: float) -> float:
