@@ -45,6 +45,7 @@ async def step(
     cpu_before = cpu_seconds(system.server_pids)
     started = time.perf_counter()
     await system.publish(events_per_s, seconds, rooms)
+    publish_seconds = time.perf_counter() - started  # over `seconds`: the publisher could not keep the pace
     await asyncio.sleep(max(0.0, started + seconds - time.perf_counter()))
     window = time.perf_counter() - started
     cpu = cpu_seconds(system.server_pids) - cpu_before
@@ -69,6 +70,7 @@ async def step(
         "p50_ms": round(p50, 2),
         "p99_ms": round(p99, 2),
         "disconnected": sum(r["disconnected"] for r in reports),
+        "publish_s": round(publish_seconds, 2),
     }
     print(json.dumps(result), flush=True)
     return result

@@ -2,6 +2,7 @@
 
 from relay_broker.broker import Broker, Topology
 from relay_broker.commands import CommandHandler, serve_commands
+from relay_broker.lane_consumer import LaneConsumer
 from relay_broker.rpc import RpcClient
 
-__all__ = ["Broker", "CommandHandler", "RpcClient", "Topology", "serve_commands"]
+__all__ = ["Broker", "CommandHandler", "LaneConsumer", "RpcClient", "Topology", "serve_commands"]

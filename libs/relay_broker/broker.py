@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import aio_pika
@@ -14,6 +15,9 @@ from aio_pika.abc import (
 from relay_contracts import Envelope
 from relay_log import get_logger
 
+from relay_broker.failover import FailoverConnection, broker_urls
+from relay_broker.lanes import partition_of
+
 log = get_logger(__name__)
 
 COMMAND_DELIVERY_LIMIT = 5
@@ -24,6 +28,9 @@ class Topology:
     """Exchange and queue names of one Relay instance (`RELAY_INSTANCE` prefixes them all)."""
 
     prefix: str = "relay"
+    # commands travel in this many ordered lanes per service (one queue each; see partitions.py);
+    # every process of one Relay must agree on it
+    partitions: int = 8
 
     @property
     def commands(self) -> str:
@@ -41,8 +48,16 @@ class Topology:
     def dead_letters(self) -> str:
         return f"{self.prefix}.dlx"
 
-    def service_queue(self, service: str) -> str:
-        return f"{self.prefix}.{service}"
+    def service_queue(self, service: str, partition: int) -> str:
+        return f"{self.prefix}.{service}.{partition}"
+
+    def service_queues(self, service: str) -> list[str]:
+        return [self.service_queue(service, n) for n in range(self.partitions)]
+
+    @property
+    def members(self) -> str:
+        """Where the instances of each service announce themselves (routing key: the service)."""
+        return f"{self.prefix}.members"
 
     @property
     def dead_letter_queue(self) -> str:
@@ -58,13 +73,26 @@ class Broker:
         self._prefetch = prefetch
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractChannel | None = None
+        # replies to request/reply commands: no confirms (a confirm would not make a reply any less losable,
+        # since the caller's exclusive queue lives only as long as its connection), so they leave at once
+        self.reply_channel: AbstractChannel | None = None
         self.exchanges: dict[str, AbstractExchange] = {}
 
     async def connect(self) -> None:
-        self.connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": self.topology.prefix}
-        )
+        urls = broker_urls(self.url)
+        for start in range(len(urls)):  # at start, any node that answers will do
+            connection = FailoverConnection(
+                urls[start:] + urls[:start], client_properties={"connection_name": self.topology.prefix}
+            )
+            try:
+                await connection.connect()
+                break
+            except (aio_pika.exceptions.AMQPError, OSError):
+                if start == len(urls) - 1:
+                    raise
+        self.connection = connection
         self.channel = await self.connection.channel(publisher_confirms=True)
+        self.reply_channel = await self.connection.channel(publisher_confirms=False)
         await self.channel.set_qos(prefetch_count=self._prefetch)
         await self._declare()
 
@@ -72,11 +100,31 @@ class Broker:
         channel = self._channel()
         t = self.topology
         dlx = await channel.declare_exchange(t.dead_letters, aio_pika.ExchangeType.FANOUT, durable=True)
-        dead = await channel.declare_queue(t.dead_letter_queue, durable=True)
+        dead = await self._dead_letter_queue(channel)
         await dead.bind(dlx)
-        for name in (t.commands, t.events, t.emit):
+        for name in (t.commands, t.events, t.emit, t.members):
             self.exchanges[name] = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
         self.exchanges[t.dead_letters] = dlx
+
+    async def _dead_letter_queue(self, channel: AbstractChannel) -> AbstractQueue:
+        """A quorum queue, so it outlives the loss of any one node of a cluster (a classic queue on a
+        lost node could not even be declared again, and every reconnect would fail); one made by an
+        older Relay as a classic queue is used as it is."""
+        assert self.connection is not None
+        probe = await self.connection.channel()  # a failed passive declare closes its channel
+        try:
+            await probe.declare_queue(self.topology.dead_letter_queue, passive=True)
+            exists = True
+        except aio_pika.exceptions.ChannelClosed:
+            exists = False
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+        if exists:
+            return await channel.declare_queue(self.topology.dead_letter_queue, passive=True)
+        return await channel.declare_queue(
+            self.topology.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        )
 
     def _channel(self) -> AbstractChannel:
         if self.channel is None:
@@ -84,23 +132,38 @@ class Broker:
         return self.channel
 
     @property
+    def prefetch(self) -> int:
+        return self._prefetch
+
+    @property
     def is_connected(self) -> bool:
         return bool(self.connection and not self.connection.is_closed and self.channel and not self.channel.is_closed)
 
-    async def declare_service_queue(self, service: str, routing_keys: list[str]) -> AbstractQueue:
-        """A durable quorum queue for a service's commands; poison messages go to the DLX."""
-        queue = await self._channel().declare_queue(
-            self.topology.service_queue(service),
+    async def declare_service_queues(self, service: str, routing_keys: list[str]) -> list[str]:
+        """The service's command lanes: one durable quorum queue per partition, each with a single
+        active consumer (so one lane's commands are handled in order by one instance at a time);
+        poison messages go to the DLX. Returns the queue names, lane 0 first."""
+        names = []
+        for partition in range(self.topology.partitions):
+            queue = await self.declare_service_queue(service, partition)
+            for key in routing_keys:
+                await queue.bind(self.exchanges[self.topology.commands], f"{partition}.{key}")
+            names.append(queue.name)
+        return names
+
+    async def declare_service_queue(
+        self, service: str, partition: int, channel: AbstractChannel | None = None
+    ) -> AbstractQueue:
+        return await (channel or self._channel()).declare_queue(
+            self.topology.service_queue(service, partition),
             durable=True,
             arguments={
                 "x-queue-type": "quorum",
+                "x-single-active-consumer": True,
                 "x-delivery-limit": COMMAND_DELIVERY_LIMIT,
                 "x-dead-letter-exchange": self.topology.dead_letters,
             },
         )
-        for key in routing_keys:
-            await queue.bind(self.exchanges[self.topology.commands], key)
-        return queue
 
     async def publish(
         self,
@@ -110,8 +173,10 @@ class Broker:
         *,
         reply_to: str | None = None,
         persistent: bool = True,
+        expiration: float | None = None,
     ) -> None:
-        """Publish and wait for the broker's confirm; raises if the broker nacks or is away."""
+        """Publish and wait for the broker's confirm; raises if the broker nacks or is away. A message with an
+        `expiration` (seconds) that no consumer took in time is dropped by the broker (to the DLX)."""
         message = aio_pika.Message(
             envelope.to_bytes(),
             content_type="application/json",
@@ -121,26 +186,39 @@ class Broker:
             type=envelope.type,
             headers={"x-correlation-id": envelope.correlationId, "x-tenant": envelope.tenant},
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
+            expiration=expiration,
         )
         await self.exchanges[exchange].publish(message, routing_key=routing_key)
 
-    async def publish_command(self, envelope: Envelope, *, reply_to: str | None = None) -> None:
-        await self.publish(self.topology.commands, envelope.type, envelope, reply_to=reply_to)
+    async def publish_command(
+        self, envelope: Envelope, *, reply_to: str | None = None, expiration: float | None = None
+    ) -> None:
+        """On the lane of what the command is about: routing key `<lane>.<type>` (lanes.py)."""
+        key = f"{partition_of(envelope, self.topology.partitions)}.{envelope.type}"
+        await self.publish(self.topology.commands, key, envelope, reply_to=reply_to, expiration=expiration)
 
     async def publish_event(self, routing_key: str, envelope: Envelope) -> None:
         await self.publish(self.topology.events, routing_key, envelope, persistent=False)
+
+    async def publish_events(self, events: list[tuple[str, Envelope]]) -> None:
+        """Publish events in this order and wait for all their confirms at once (not one round trip each).
+
+        The channel writes publishes in the order their tasks reach it, and the tasks start in list order
+        without suspending before they queue on the channel's lock, so the broker gets them in order."""
+        await asyncio.gather(*(self.publish_event(key, event) for key, event in events))
 
     async def close(self) -> None:
         if self.connection is not None:
             await self.connection.close()
         self.connection = None
         self.channel = None
+        self.reply_channel = None
 
     async def delete_topology(self) -> None:
         """Remove this instance's exchanges and queues (tests use a throwaway prefix)."""
         channel = self._channel()
         t = self.topology
-        for q in (t.dead_letter_queue, *(t.service_queue(s) for s in ("message", "presence", "order"))):
+        for q in (t.dead_letter_queue, *(q for s in ("message", "presence", "order") for q in t.service_queues(s))):
             await channel.queue_delete(q)
-        for name in (t.commands, t.events, t.emit, t.dead_letters):
+        for name in (t.commands, t.events, t.emit, t.members, t.dead_letters):
             await channel.exchange_delete(name)

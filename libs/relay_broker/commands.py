@@ -9,12 +9,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 from relay_contracts import Envelope, ErrorCode, RelayError
+from relay_contracts.deadline import expired_error
 from relay_log import bound_contextvars, get_logger
 
 from relay_broker.broker import Broker
+from relay_broker.lane_consumer import LaneConsumer
 
 log = get_logger(__name__)
 
@@ -30,23 +32,28 @@ def _validation_error(exc: ValidationError) -> RelayError:
 
 async def serve_commands(
     broker: Broker,
-    queue: AbstractQueue,
+    service: str,
+    routing_keys: list[str],
     handlers: dict[str, CommandHandler],
     *,
     observe: Observer | None = None,
     transient: tuple[type[BaseException], ...] = (),
     transient_backoff_seconds: float = 1.0,
-) -> str:
-    """Consume `queue`; each message's type picks its handler. Returns the consumer tag.
+) -> LaneConsumer:
+    """Consume the service's command lanes (`routing_keys` bound in each); each message's type picks
+    its handler. Returns the running `LaneConsumer`: `stop()` it to leave gracefully (it lets the
+    commands in hand finish).
 
-    `transient` names the errors of a dependency that is down (say, the database): the caller is
-    answered `UNAVAILABLE` at once instead of waiting out its timeout, and the command goes back
-    to the queue after a pause, so it lands when the dependency returns (handlers are idempotent).
+    A command past its `expiresAt` is dropped without running its handler: its caller has been
+    answered UNAVAILABLE, which means "not applied" (SPEC §7). `transient` names the errors of a
+    dependency that is down (say, the database): a caller who waits is answered `UNAVAILABLE` at
+    once and the command is dropped (the caller retries with its idempotency key); a command nobody
+    waits for goes back to the queue after a pause and lands when the dependency returns.
     """
-
     async def reply(message: AbstractIncomingMessage, body: dict[str, Any]) -> None:
-        if message.reply_to and broker.channel is not None:
-            await broker.channel.default_exchange.publish(
+        channel = broker.reply_channel or broker.channel
+        if message.reply_to and channel is not None:
+            await channel.default_exchange.publish(
                 aio_pika.Message(json.dumps(body, default=str).encode(), correlation_id=message.correlation_id),
                 routing_key=message.reply_to,
             )
@@ -67,6 +74,14 @@ async def serve_commands(
                 log.error("command.unknown_type")
                 await message.reject(requeue=False)
                 return
+            if envelope.expired():
+                # info: under overload there are many; the metric (outcome "expired") counts them all
+                log.info("command.expired", expires_at=envelope.expiresAt, redelivered=message.redelivered)
+                await reply(message, {"ok": False, "error": expired_error(envelope).to_dict()})
+                await message.ack()
+                if observe is not None:
+                    observe(envelope.type, time.perf_counter() - started, "expired")
+                return
             outcome = "ok"
             try:
                 result = await handler(envelope)
@@ -82,10 +97,14 @@ async def serve_commands(
             except transient as exc:
                 outcome = ErrorCode.UNAVAILABLE.value
                 log.warning("command.dependency_down", error=type(exc).__name__, redelivered=message.redelivered)
-                down = RelayError(ErrorCode.UNAVAILABLE, "a dependency of the service is down; retry shortly")
-                await reply(message, {"ok": False, "error": down.to_dict()})
-                await asyncio.sleep(transient_backoff_seconds)  # do not burn the delivery limit in a hot loop
-                await message.nack(requeue=True)
+                if message.reply_to:
+                    # the caller is told "not applied" now, so the command must never land later
+                    down = RelayError(ErrorCode.UNAVAILABLE, "a dependency of the service is down; retry shortly")
+                    await reply(message, {"ok": False, "error": down.to_dict()})
+                    await message.ack()
+                else:
+                    await asyncio.sleep(transient_backoff_seconds)  # do not burn the delivery limit in a hot loop
+                    await message.nack(requeue=True)
             except Exception:
                 # a bug or an unknown failure: requeue; the quorum queue's delivery limit dead-letters it
                 outcome = "error"
@@ -95,4 +114,7 @@ async def serve_commands(
                 if observe is not None:
                     observe(envelope.type, time.perf_counter() - started, outcome)
 
-    return await queue.consume(on_message)
+    await broker.declare_service_queues(service, routing_keys)
+    consumer = LaneConsumer(broker, service, on_message)
+    await consumer.start()
+    return consumer

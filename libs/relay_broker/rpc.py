@@ -12,11 +12,37 @@ from relay_contracts import Envelope, ErrorCode, RelayError
 
 from relay_broker.broker import Broker
 
+# loop passes a reply takes from this process's socket to its waiting caller (read, frame, dispatch, set)
+REPLY_HOPS = 8
+
+
+async def _received_late(future: asyncio.Future[dict[str, Any]]) -> bool:
+    """A busy event loop runs a timer in one pass but a reply only after several: a reply that reached this
+    process before the timeout still counts (else the caller would hear UNAVAILABLE for an applied command)."""
+    for _ in range(REPLY_HOPS):
+        if future.done():
+            return True
+        await asyncio.sleep(0)
+    return future.done()
+
 
 class RpcClient:
-    def __init__(self, broker: Broker, *, timeout: float = 5.0) -> None:
+    """`call` waits `timeout` for the answer. The command expires `settle` seconds (default and at most half
+    the timeout) before that (AMQP expiration and `expiresAt`): a handler refuses it after its deadline, and
+    a write it began just in time has `settle` seconds for its answer to come back. So a caller answered
+    UNAVAILABLE at the timeout was told the truth: nothing was applied (SPEC §7).
+
+    At most `max_in_flight` calls wait at once; more are answered UNAVAILABLE at once, unsent. An overloaded
+    process sheds load instead of queueing it: a backlog would make answers come back later than their
+    callers' timeouts."""
+
+    def __init__(
+        self, broker: Broker, *, timeout: float = 5.0, settle: float | None = None, max_in_flight: int = 512
+    ) -> None:
         self._broker = broker
         self._timeout = timeout
+        self._settle = settle
+        self._max_in_flight = max_in_flight
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._queue: AbstractQueue | None = None
 
@@ -44,17 +70,24 @@ class RpcClient:
         """Send a command and return its reply's `data`, or raise the RelayError it answered."""
         if self._queue is None:
             raise RuntimeError("rpc client not started")
+        if len(self._pending) >= self._max_in_flight:
+            raise RelayError(ErrorCode.UNAVAILABLE, "too many requests in flight; retry shortly")
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        wait = timeout or self._timeout
+        lifetime = wait - min(self._settle or wait, wait / 2)
+        envelope = envelope.expiring_in(lifetime)
         self._pending[envelope.id] = future
         try:
             try:
-                await self._broker.publish_command(envelope, reply_to=self._queue.name)
+                await self._broker.publish_command(envelope, reply_to=self._queue.name, expiration=lifetime)
             except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
                 raise RelayError(ErrorCode.UNAVAILABLE, "message broker unavailable") from exc
             try:
-                reply = await asyncio.wait_for(future, timeout or self._timeout)
+                reply = await asyncio.wait_for(asyncio.shield(future), wait)
             except TimeoutError as exc:
-                raise RelayError(ErrorCode.UNAVAILABLE, f"{envelope.type} timed out") from exc
+                if not await _received_late(future):
+                    raise RelayError(ErrorCode.UNAVAILABLE, f"{envelope.type} timed out") from exc
+                reply = future.result()
         finally:
             self._pending.pop(envelope.id, None)
         if reply.get("ok"):

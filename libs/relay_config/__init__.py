@@ -40,6 +40,13 @@ class RelaySettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
 
     rpc_timeout_seconds: float = 5.0
+    # ordered command lanes per service (libs/relay_broker/lanes.py); the same in every process
+    command_partitions: int = Field(default=8, ge=1, le=256)
+    # a command expires this long before its caller's timeout (at most half of it): a write begun before the
+    # deadline has this long for its answer to come back, so an UNAVAILABLE at the timeout means "not applied"
+    rpc_settle_seconds: float = Field(default=2.5, gt=0)
+    # commands a process waits on at once; beyond it callers get UNAVAILABLE at once (load shedding)
+    rpc_max_in_flight: int = Field(default=512, ge=1)
     max_text_length: int = 4000
 
     @field_validator("jwt_algorithms", mode="before")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,6 +45,19 @@ class Envelope(BaseModel):
     causationId: str | None = None
     actor: Actor | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    # a command whose caller waits: after this instant the caller has been told UNAVAILABLE ("not applied"),
+    # so no handler may apply it any more (SPEC §7)
+    expiresAt: str | None = None
+
+    def expiring_in(self, seconds: float) -> Envelope:
+        """This command with a deadline `seconds` from now."""
+        return self.model_copy(update={"expiresAt": iso(datetime.now(UTC) + timedelta(seconds=seconds))})
+
+    def expired(self, now: datetime | None = None) -> bool:
+        if self.expiresAt is None:
+            return False
+        deadline = datetime.fromisoformat(self.expiresAt.replace("Z", "+00:00"))
+        return (now or datetime.now(UTC)) >= deadline
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 
+from pydantic import Field
 from relay_config import DEV_JWT_SECRET, RelaySettings, load_settings
 
 from relay_devstack.preflight import check
@@ -17,6 +18,7 @@ from relay_devstack.stack import Stack, StackConfig, available_services
 class DevSettings(RelaySettings):
     gateway_ports: str = "3000,3001"
     dev_services: str = ""  # empty: every service in this checkout
+    service_instances: int = Field(default=1, ge=1, le=16)  # processes of each service
     mongo_url: str = ""  # empty: embedded SecantusDB
     dev_data_dir: str = ".relay-dev/mongo"
 
@@ -33,6 +35,7 @@ def main() -> None:
         instance=settings.relay_instance,
         gateway_ports=ports,
         services=tuple(s.strip() for s in settings.dev_services.split(",") if s.strip()) or available_services(),
+        service_instances=settings.service_instances,
         amqp_url=settings.amqp_url,
         redis_url=settings.redis_url,
         mongo_url=settings.mongo_url or None,
@@ -57,7 +60,7 @@ def main() -> None:
             f"  gateway replica {i}: {url}   (Socket.IO path /socket.io/)\n" for i, url in enumerate(stack.gateway_urls)
         )
         + f"  MongoDB: {stack.mongo_url}{' (embedded SecantusDB)' if not settings.mongo_url else ''}\n"
-        + "".join(f"  {name} service ops: http://127.0.0.1:{port}/metrics\n" for name, port in stack.ops_ports.items())
+        + "".join(f"  {name} ops: http://127.0.0.1:{port}/metrics\n" for name, port in stack.ops_ports.items())
         + f"  in a browser: {stack.gateway_urls[0]}/app/ (chat: a visitor, or agent@relay.dev / demo1234),\n"
         + f"    {stack.gateway_urls[0]}/app/kitchen (kitchen@restaurante.com / password123),\n"
         + f"    {stack.gateway_urls[0]}/app/ops (admin@relay.dev / demo1234)\n"

@@ -19,7 +19,7 @@ HOW_TO_START = {
 async def check(amqp_url: str, redis_url: str) -> list[str]:
     problems: list[str] = []
     try:
-        connection = await asyncio.wait_for(aio_pika.connect(amqp_url), 5)
+        connection = await asyncio.wait_for(aio_pika.connect(amqp_url.split(",")[0].strip()), 5)
         await connection.close()
     except Exception as exc:
         problems.append(

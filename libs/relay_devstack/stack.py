@@ -37,6 +37,7 @@ class StackConfig:
     instance: str = "relay"
     gateway_ports: list[int] = field(default_factory=lambda: [3000, 3001])
     services: tuple[str, ...] = field(default_factory=available_services)
+    service_instances: int = 1  # processes of each service (competing for its command lanes)
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     redis_url: str = "redis://127.0.0.1:6379/0"
     mongo_url: str | None = None  # None: start the embedded MongoDB-wire server
@@ -110,7 +111,7 @@ class Stack:
         env = self.base_env()
         for service in self.config.services:
             self.start_service(service, env=env, wait=False)
-        self.wait_ready(list(self.config.services), timeout)
+        self.wait_ready([n for s in self.config.services for n in self.instances(s)], timeout)
         names = []
         for index, port in enumerate(self.config.gateway_ports):
             name = f"gateway-{index}"
@@ -118,20 +119,40 @@ class Stack:
             self.start_gateway(index, port, wait=False)
         self.wait_ready(names, timeout)
 
+    def instances(self, service: str) -> list[str]:
+        """Process names of a service's instances: `message-0`, `message-1`, ..."""
+        return [f"{service}-{index}" for index in range(self.config.service_instances)]
+
+    def ops_url(self, name: str) -> str:
+        """A service instance's ops endpoints (`/readyz`, `/metrics`)."""
+        return f"http://127.0.0.1:{self.ops_ports[name]}"
+
     def start_service(
-        self, service: str, *, env: dict[str, str] | None = None, wait: bool = True, timeout: float = 30.0
-    ) -> Proc:
-        port = self.ops_ports.get(service) or free_port()
-        self.ops_ports[service] = port
-        proc = self._spawn(
-            service,
-            [sys.executable, "-m", f"relay_{service}"],
-            {**(env or self.base_env()), f"{service.upper()}_OPS_PORT": str(port)},
-            f"http://127.0.0.1:{port}/readyz",
-        )
+        self,
+        service: str,
+        *,
+        index: int | None = None,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+        timeout: float = 30.0,
+    ) -> list[Proc]:
+        """Start one instance of `service` (`index`), or every instance; a restart reuses its ops port."""
+        names = self.instances(service) if index is None else [f"{service}-{index}"]
+        procs = []
+        for name in names:
+            port = self.ops_ports.get(name) or free_port()
+            self.ops_ports[name] = port
+            procs.append(
+                self._spawn(
+                    name,
+                    [sys.executable, "-m", f"relay_{service}"],
+                    {**(env or self.base_env()), f"{service.upper()}_OPS_PORT": str(port)},
+                    f"http://127.0.0.1:{port}/readyz",
+                )
+            )
         if wait:
-            self.wait_ready([service], timeout)
-        return proc
+            self.wait_ready(names, timeout)
+        return procs
 
     def start_gateway(
         self, index: int, port: int, *, wait: bool = True, timeout: float = 30.0, env: dict[str, str] | None = None
@@ -196,10 +217,14 @@ class Stack:
             if pending:
                 time.sleep(0.2)
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs[name]
-        proc.popen.send_signal(sig)
-        proc.popen.wait(10)
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
+        """Signal a process (`gateway-1`, `message-0`), or every instance of a service (`message`),
+        and wait for it to exit (a SIGTERM drains first)."""
+        procs = [self.procs[name]] if name in self.procs else [self.procs[n] for n in self.instances(name)]
+        for proc in procs:
+            proc.popen.send_signal(sig)
+        for proc in procs:
+            proc.popen.wait(timeout)
 
     def stop(self) -> None:
         # gateways first, the database last
@@ -209,7 +234,7 @@ class Stack:
                 proc.popen.send_signal(signal.SIGTERM)
         for proc in order:
             try:
-                proc.popen.wait(10)
+                proc.popen.wait(30)  # a gateway drains its sockets first (GATEWAY_DRAIN_SECONDS)
             except subprocess.TimeoutExpired:
                 proc.popen.kill()
                 proc.popen.wait(5)

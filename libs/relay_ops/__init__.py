@@ -9,14 +9,20 @@ from typing import Any
 import uvicorn
 import uvloop
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from relay_log import get_logger
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from relay_ops.metrics import READY
+from relay_ops.shutdown import Drain, GracefulServer
+
+log = get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+JOBS_STOP_SECONDS = 2  # seconds (an int: uvicorn types timeout_graceful_shutdown so)
+CLOSE_SECONDS = 15.0  # then exit anyway: the broker requeues whatever was not acked
 
 
 def run_process(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -54,18 +60,32 @@ async def run_service(
     host: str,
     port: int,
     checks: dict[str, ReadinessCheck],
-    jobs: Sequence[Callable[[], Awaitable[None]]] = (),
+    jobs: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    drain: Drain | None = None,
 ) -> None:
-    """A service's life: start it, serve its ops endpoints and background jobs until stopped, close it."""
+    """A service's life: start it, serve its ops endpoints and background jobs until SIGTERM, then
+    `drain` (stop consuming, finish what is in progress; unready meanwhile), stop the jobs, close."""
     await start()
+    server: GracefulServer | None = None
+
+    async def serving() -> bool:
+        return server is not None and not server.draining
+
+    app = Starlette(routes=ops_routes({"serving": serving, **checks}))
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=JOBS_STOP_SECONDS
+    )
+    server = GracefulServer(config, drain=drain)
+    running = [asyncio.create_task(job()) for job in jobs]
     try:
-        await asyncio.gather(serve_ops(host, port, checks), *(job() for job in jobs))
+        await server.serve()
     finally:
-        await close()
-
-
-async def serve_ops(host: str, port: int, checks: dict[str, ReadinessCheck]) -> None:
-    """Run the ops endpoints until cancelled (services that have no HTTP API of their own)."""
-    app = Starlette(routes=ops_routes(checks))
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
-    await server.serve()
+        for task in running:
+            task.cancel()
+        # a job whose library swallowed the cancellation must not keep the process from closing
+        if running:
+            await asyncio.wait(running, timeout=JOBS_STOP_SECONDS)
+        try:
+            await asyncio.wait_for(close(), CLOSE_SECONDS)
+        except TimeoutError:
+            log.error("process.close_timed_out", seconds=CLOSE_SECONDS)

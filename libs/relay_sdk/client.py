@@ -182,7 +182,9 @@ class RelayClient:
     def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 15.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        # idle connections are dropped before the server's keep-alive (uvicorn: 5 s) closes them under a request
+        limits = httpx.Limits(keepalive_expiry=2.0)
+        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, limits=limits)
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}

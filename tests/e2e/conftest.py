@@ -1,4 +1,5 @@
-"""A whole Relay for end-to-end tests: embedded MongoDB-wire server, services, two gateway replicas."""
+"""A whole Relay for end-to-end tests: embedded MongoDB-wire server, two instances of every service,
+two gateway replicas."""
 
 from __future__ import annotations
 
@@ -38,17 +39,20 @@ def relay_stack(
     redis_url: str = REDIS_URL,
     mongo_url: str | None = None,
     drop_topology: bool = True,
+    service_instances: int = 2,
 ) -> Iterator[Stack]:
-    """A Relay of its own for a test module: two gateway replicas on free ports, the test JWT secret,
-    the embedded MongoDB-wire server unless `mongo_url`; its broker topology is dropped afterwards."""
+    """A Relay of its own for a test module: two gateway replicas on free ports and two instances of
+    every service (so every e2e test runs scaled out), the test JWT secret, the embedded
+    MongoDB-wire server unless `mongo_url`; its broker topology is dropped afterwards."""
     config = StackConfig(
         instance=instance,
         gateway_ports=[free_port(), free_port()],
+        service_instances=service_instances,
         amqp_url=amqp_url,
         redis_url=redis_url,
         mongo_url=mongo_url,
         log_dir=str(log_dir),
-        env={"JWT_SECRET": SECRET, **(env or {})},
+        env={"JWT_SECRET": SECRET, "GATEWAY_DRAIN_SECONDS": "1", **(env or {})},
     )
     if services is not None:
         config.services = services

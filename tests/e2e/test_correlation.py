@@ -12,11 +12,14 @@ pytestmark = pytest.mark.e2e
 
 
 def log_lines(stack: Stack, name: str, correlation_id: str) -> list[dict]:
+    """Log lines of process `name` (`gateway-1`), or of every instance of a service (`message`)."""
     assert stack.config.log_dir is not None
+    names = [name] if name in stack.procs else stack.instances(name)
     lines = []
-    for raw in (Path(stack.config.log_dir) / f"{name}.log").read_text().splitlines():
-        if correlation_id in raw and raw.startswith("{"):
-            lines.append(json.loads(raw))
+    for process in names:
+        for raw in (Path(stack.config.log_dir) / f"{process}.log").read_text().splitlines():
+            if correlation_id in raw and raw.startswith("{"):
+                lines.append(json.loads(raw))
     return lines
 
 

@@ -43,7 +43,7 @@ async def test_message_service_death_loses_nothing_and_retries_do_not_duplicate(
         assert down.value.status == 503 and down.value.code == "UNAVAILABLE"
 
         own_stack.start_service("message")
-        # the command waited in the durable queue; the client's retry returns what it created, once
+        # the caller was told 503, so the command expired unapplied (SPEC §7); the client's retry lands, once
         retried = await visitor.post(
             "/v2/messages", {"chatId": chat_id, "content": "during", "clientMessageId": "k1"}, expect=201
         )

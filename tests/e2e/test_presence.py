@@ -333,10 +333,12 @@ async def test_metrics_on_every_service(pstack: Stack, open_socket, tenant):
         ):
             assert name in gw, name
         for service in ("presence", "message"):
-            text = (await http.get(f"http://127.0.0.1:{pstack.ops_ports[service]}/metrics")).text
-            assert "relay_command_seconds" in text and "relay_consumer_lag_messages" in text, service
-        presence = (await http.get(f"http://127.0.0.1:{pstack.ops_ports['presence']}/metrics")).text
-        assert 'type="presence.connect"' in presence and "relay_presence_transitions_total" in presence
+            for name in pstack.instances(service):
+                text = (await http.get(f"{pstack.ops_url(name)}/metrics")).text
+                assert "relay_command_seconds" in text and "relay_consumer_lag_messages" in text, name
+        presence = [(await http.get(f"{pstack.ops_url(n)}/metrics")).text for n in pstack.instances("presence")]
+        assert any('type="presence.connect"' in text for text in presence)
+        assert all("relay_presence_transitions_total" in text for text in presence)
 
 
 async def test_reconnecting_to_the_other_replica_within_grace_does_not_flap(open_socket, tenant, pstack: Stack, mint):

@@ -7,6 +7,7 @@ import asyncio
 import aio_pika
 import pytest
 from relay_broker import Broker, RpcClient, serve_commands
+from relay_broker.lanes import partition_of
 from relay_contracts import Envelope, ErrorCode, RelayError
 from relay_contracts.envelope import Actor
 
@@ -25,8 +26,7 @@ async def test_request_reply_answers_data_errors_and_times_out(broker: Broker):
     async def refuse(env: Envelope) -> None:
         raise RelayError(ErrorCode.CONFLICT, "already there", current="CONFIRMED")
 
-    queue = await broker.declare_service_queue("message", ["test.#"])
-    await serve_commands(broker, queue, {"test.echo": echo, "test.refuse": refuse})
+    await serve_commands(broker, "message", ["test.#"], {"test.echo": echo, "test.refuse": refuse})
     rpc = RpcClient(broker, timeout=3)
     await rpc.start()
 
@@ -47,13 +47,12 @@ async def test_a_command_that_keeps_failing_is_dead_lettered_not_lost(broker: Br
         attempts += 1
         raise RuntimeError("bug")
 
-    queue = await broker.declare_service_queue("message", ["test.#"])
-    await serve_commands(broker, queue, {"test.broken": broken})
+    await serve_commands(broker, "message", ["test.#"], {"test.broken": broken})
     poison = command("test.broken")
     await broker.publish_command(poison)
 
     assert broker.channel is not None
-    dead = await broker.channel.declare_queue(broker.topology.dead_letter_queue, durable=True)
+    dead = await broker.channel.declare_queue(broker.topology.dead_letter_queue, passive=True)
     message = None
     for _ in range(100):
         message = await dead.get(no_ack=True, fail=False)
@@ -65,33 +64,83 @@ async def test_a_command_that_keeps_failing_is_dead_lettered_not_lost(broker: Br
     assert attempts >= 2  # retried before giving up
 
 
-async def test_a_dependency_outage_answers_unavailable_at_once_and_the_command_lands_later(broker: Broker):
-    """The database is down for the first two attempts: the caller hears UNAVAILABLE long before its
-    timeout, and the command, back in the queue, takes effect once the database returns."""
-    attempts: list[float] = []
-    done = asyncio.Event()
+async def test_a_dependency_outage_answers_unavailable_at_once_and_applies_nothing_later(broker: Broker):
+    """The database is down: a waiting caller hears UNAVAILABLE long before its timeout, and that answer is
+    the truth (SPEC §7): the command is dropped, not run again when the database returns. A command nobody
+    waits for goes back to the queue and lands once the database is back."""
+    attempts: list[tuple[str, float]] = []
+    landed = asyncio.Event()
 
     async def flaky(env: Envelope) -> dict:
-        attempts.append(asyncio.get_running_loop().time())
+        attempts.append((env.data["who"], asyncio.get_running_loop().time()))
         if len(attempts) <= 2:
             raise ConnectionError("database unreachable")
-        done.set()
+        landed.set()
         return {"stored": True}
 
-    queue = await broker.declare_service_queue("message", ["test.#"])
     await serve_commands(
-        broker, queue, {"test.flaky": flaky}, transient=(ConnectionError,), transient_backoff_seconds=0.2
+        broker,
+        "message",
+        ["test.#"],
+        {"test.flaky": flaky},
+        transient=(ConnectionError,),
+        transient_backoff_seconds=0.2,
     )
     rpc = RpcClient(broker, timeout=10)
     await rpc.start()
     started = asyncio.get_running_loop().time()
     with pytest.raises(RelayError) as down:
-        await rpc.call(command("test.flaky"))
+        await rpc.call(command("test.flaky", who="caller"))
     assert down.value.code == ErrorCode.UNAVAILABLE
     assert asyncio.get_running_loop().time() - started < 2  # not the 10 s timeout
-    await asyncio.wait_for(done.wait(), 10)
-    assert len(attempts) == 3
-    assert attempts[2] - attempts[1] >= 0.2  # backed off between attempts, no hot loop
+    await rpc.send(command("test.flaky", who="fire-and-forget"))
+    await asyncio.wait_for(landed.wait(), 10)
+    assert [who for who, _ in attempts] == ["caller", "fire-and-forget", "fire-and-forget"]
+    assert attempts[2][1] - attempts[1][1] >= 0.2  # backed off between attempts, no hot loop
+
+
+async def test_a_command_whose_caller_timed_out_is_never_applied(broker: Broker):
+    """Nobody consumes while the caller waits: it is answered UNAVAILABLE at its timeout; when a consumer
+    comes, the command has expired and its handler never runs."""
+    ran: list[Envelope] = []
+
+    async def write(env: Envelope) -> dict:
+        ran.append(env)
+        return {}
+
+    await broker.declare_service_queues("message", ["test.#"])
+    rpc = RpcClient(broker, timeout=0.6, settle=0.2)
+    await rpc.start()
+    with pytest.raises(RelayError) as down:
+        await rpc.call(command("test.write"))
+    assert down.value.code == ErrorCode.UNAVAILABLE
+    consumer = await serve_commands(broker, "message", ["test.#"], {"test.write": write})
+    assert await rpc.call(command("test.write"), timeout=3) == {}  # a fresh command is served
+    await consumer.stop()
+    assert len(ran) == 1
+
+
+async def test_calls_beyond_the_in_flight_limit_are_refused_at_once_and_never_sent(broker: Broker):
+    await broker.declare_service_queues("message", ["test.#"])
+    slow, shed_too = command("test.slow", conversationId="c1"), command("test.shed", conversationId="c1")
+    queue = await broker.declare_service_queue("message", partition_of(slow, broker.topology.partitions))
+    rpc = RpcClient(broker, timeout=2, max_in_flight=1)
+    await rpc.start()
+    waiting = asyncio.create_task(rpc.call(slow))  # nobody consumes: it waits its timeout
+    await asyncio.sleep(0.2)  # let the first call publish
+    with pytest.raises(RelayError) as shed:
+        await rpc.call(shed_too)
+    assert shed.value.code == ErrorCode.UNAVAILABLE
+    sent: list[str] = []  # (a lane has a single active consumer: basic.get is not allowed on it)
+
+    async def take(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        sent.append(Envelope.from_bytes(message.body).type)
+
+    await queue.consume(take, no_ack=True)
+    await asyncio.sleep(0.3)  # what was published has arrived by now
+    assert sent == ["test.slow"]  # the refused call was never sent
+    with pytest.raises(RelayError):
+        await waiting
 
 
 async def test_events_reach_only_queues_bound_to_their_target(broker: Broker):

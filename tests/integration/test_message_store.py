@@ -8,7 +8,7 @@ import uuid
 from relay_contracts import Envelope
 from relay_contracts.envelope import Actor
 from relay_message import handlers
-from relay_message.adapters.repo import ConversationRepo, MessageRepo
+from relay_message.adapters.repo import CLIENT_CONFLICT, SEQ_CONFLICT, ConversationRepo, MessageRepo
 from relay_message.handlers import Deps
 
 
@@ -72,3 +72,45 @@ async def test_visitors_history_never_contains_internal_notes(db):
     agent = await handlers.get_history(command("message.history", "a1", ("commercial",), conversationId="c3"), deps)
     assert [m["seq"] for m in visitor["messages"]] == [1, 3]
     assert [m["seq"] for m in agent["messages"]] == [1, 2, 3]
+
+
+async def test_a_batch_insert_stops_at_the_first_duplicate_and_says_which_index(db):
+    repo = MessageRepo(db)
+    await repo.ensure_indexes()
+
+    def doc(seq: int, client_id: str) -> dict:
+        return {
+            "_id": uuid.uuid4().hex,
+            "tenant": "acme",
+            "conversationId": "c3",
+            "seq": seq,
+            "senderId": "v1",
+            "clientMessageId": client_id,
+        }
+
+    assert await repo.insert_batch([doc(1, "a"), doc(2, "b")]) == (2, None)
+    assert await repo.insert_batch([doc(3, "c"), doc(2, "d"), doc(4, "e")]) == (1, SEQ_CONFLICT)
+    assert await repo.insert_batch([doc(4, "f"), doc(5, "a"), doc(6, "g")]) == (1, CLIENT_CONFLICT)
+    stored = await db["messages"].find({"conversationId": "c3"}).sort("seq", 1).to_list()
+    assert [(d["seq"], d["clientMessageId"]) for d in stored] == [(1, "a"), (2, "b"), (3, "c"), (4, "f")]
+    assert await repo.last_seq("acme", "c3") == 4
+
+
+async def test_two_instances_racing_in_batches_keep_seq_gap_free_and_publish_each_once(db):
+    published: list[Envelope] = []
+    one, two = await make_deps(db, published), await make_deps(db, published)
+    await handlers.create_conversation(command("conversation.create", "v1", ("visitor",), conversationId="c4"), one)
+
+    async def send(deps: Deps, i: int) -> int:
+        data = {"conversationId": "c4", "content": f"m{i}", "clientMessageId": f"k{i}"}
+        return (await handlers.send_message(command("message.send", "v1", ("visitor",), **data), deps))["seq"]
+
+    for round_ in range(3):  # each instance's tail goes stale while the other writes
+        await asyncio.gather(*(send((one, two)[(i + round_) % 2], round_ * 40 + i) for i in range(40)))
+    stored = await db["messages"].find({"conversationId": "c4"}).sort("seq", 1).to_list()
+    assert [d["seq"] for d in stored] == list(range(1, 121))
+    created = [e.data["seq"] for e in published if e.type == "message.created" and e.data["conversationId"] == "c4"]
+    assert sorted(created) == list(range(1, 121))
+    conversation = await one.conversations.get("acme", "c4")
+    assert conversation is not None and conversation["lastSeq"] == 120
+    assert conversation["stats"]["totalMessages"] == 120

@@ -8,6 +8,7 @@ import time
 import aio_pika
 from prometheus_client import REGISTRY
 from relay_broker import Broker
+from relay_broker.lanes import partition_of
 from relay_contracts import Envelope
 from relay_contracts.envelope import Actor
 from relay_ops.metrics import sample_consumer_lag, sample_dead_letters
@@ -21,16 +22,29 @@ async def wait_sample(name: str, labels: dict[str, str], expected: float) -> Non
 
 
 async def test_consumer_lag_is_sampled_fresh_every_time(broker: Broker):
-    queue = await broker.declare_service_queue("message", ["test.#"])  # nobody consumes: commands wait
+    await broker.declare_service_queues("message", ["test.#"])  # nobody consumes: commands wait
+    # three commands about one conversation: one lane
     for n in range(3):
-        waiting = Envelope(type="test.wait", tenant="acme", correlationId="c", actor=Actor(userId="u"), data={"n": n})
+        waiting = Envelope(
+            type="test.wait",
+            tenant="acme",
+            correlationId="c",
+            actor=Actor(userId="u"),
+            data={"n": n, "conversationId": "c1"},
+        )
         await broker.publish_command(waiting)
+    lane = partition_of(waiting, broker.topology.partitions)
+    queue = await broker.declare_service_queue("message", lane)
     sampler = asyncio.create_task(sample_consumer_lag(broker.connection, "message", [queue.name], every=0.05))
     try:
         labels = {"service": "message", "queue": queue.name}
         await wait_sample("relay_consumer_lag_messages", labels, 3)
         # a robust channel would answer the next passive declares from its cache: 3 for ever
-        assert await queue.get(no_ack=True, fail=False) is not None
+        # take one (a lane is single-active-consumer: consume, basic.get is refused)
+        async with queue.iterator() as messages:
+            async for message in messages:
+                await message.ack()
+                break
         await wait_sample("relay_consumer_lag_messages", labels, 2)
     finally:
         sampler.cancel()

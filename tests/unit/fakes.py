@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
 from relay_contracts import Envelope
-from relay_message.adapters.repo import SeqConflict
+from relay_message.adapters.repo import CLIENT_CONFLICT, SEQ_CONFLICT
 
 
 class FakeConversations:
     def __init__(self) -> None:
         self.docs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.stats_updates = 0
 
     async def get(self, tenant: str, cid: str) -> dict[str, Any] | None:
         doc = self.docs.get((tenant, cid))
@@ -33,17 +32,22 @@ class FakeConversations:
         doc["status"] = new
         return True
 
-    async def record_message(self, tenant, cid, seq, at, sender, members, preview=None, internal=False) -> None:
-        doc = self.docs[(tenant, cid)]
-        doc["lastSeq"] = max(doc.get("lastSeq", 0), seq)
-        unread = doc.setdefault("stats", {}).setdefault("unread", {})
-        for user in members:
-            if user != sender:
-                unread[user] = unread.get(user, 0) + 1
-        if preview is not None:
-            doc.setdefault("preview", {})["agents"] = preview
-            if not internal:
-                doc["preview"]["all"] = preview
+    async def get_many(self, keys):
+        return {key: dict(self.docs[key]) for key in keys if key in self.docs}
+
+    async def record_many(self, stats) -> None:
+        self.stats_updates += 1
+        for s in stats:
+            doc = self.docs[(s.tenant, s.conversation_id)]
+            doc["lastSeq"] = max(doc.get("lastSeq", 0), s.last_seq)
+            totals = doc.setdefault("stats", {})
+            totals["totalMessages"] = totals.get("totalMessages", 0) + s.count
+            counts = totals.setdefault("unread", {})
+            for user, n in s.unread.items():
+                counts[user] = counts.get(user, 0) + n
+            doc.setdefault("preview", {})["agents"] = s.agents_preview
+            if s.public_preview is not None:
+                doc["preview"]["all"] = s.public_preview
 
     async def revise_preview(self, tenant: str, cid: str, message_id: str, content: str) -> None:
         for preview in self.docs[(tenant, cid)].get("preview", {}).values():
@@ -59,13 +63,12 @@ class FakeConversations:
 
 
 class FakeMessages:
+    """Messages with the two unique indexes of the real store: (conversation, seq) and the client id."""
+
     def __init__(self) -> None:
         self.docs: list[dict[str, Any]] = []
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.steal_next_seq = 0  # simulate another instance winning this many seq races
-
-    def lock(self, tenant: str, cid: str) -> asyncio.Lock:
-        return self._locks[f"{tenant}/{cid}"]
+        self.inserts: list[int] = []  # the size of each insert_batch call
 
     async def find_by_client_id(self, tenant, cid, sender, client_id):
         return next(
@@ -82,18 +85,27 @@ class FakeMessages:
         await asyncio.sleep(0)  # let concurrent senders interleave here, as real I/O would
         return max((d["seq"] for d in self.docs if (d["tenant"], d["conversationId"]) == (tenant, cid)), default=0)
 
-    async def insert(self, doc: dict[str, Any]) -> None:
+    async def insert_batch(self, docs: list[dict[str, Any]]) -> tuple[int, str | None]:
         await asyncio.sleep(0)
-        if self.steal_next_seq:
-            self.steal_next_seq -= 1
-            self.docs.append({**doc, "_id": f"other-{doc['seq']}", "senderId": "other", "clientMessageId": None})
-            raise SeqConflict
-        key = (doc["tenant"], doc["conversationId"])
-        if any((d["tenant"], d["conversationId"], d["seq"]) == (*key, doc["seq"]) for d in self.docs):
-            raise SeqConflict
-        if await self.find_by_client_id(*key, doc["senderId"], doc["clientMessageId"]):
-            raise DuplicateKeyError("client_message_unique")
-        self.docs.append(dict(doc))
+        self.inserts.append(len(docs))
+        for n, doc in enumerate(docs):
+            key = (doc["tenant"], doc["conversationId"])
+            if self.steal_next_seq:
+                self.steal_next_seq -= 1
+                self.docs.append({**doc, "_id": f"other-{doc['seq']}", "senderId": "other", "clientMessageId": None})
+                return n, SEQ_CONFLICT
+            if any((d["tenant"], d["conversationId"], d["seq"]) == (*key, doc["seq"]) for d in self.docs):
+                return n, SEQ_CONFLICT
+            if await self.find_by_client_id(*key, doc["senderId"], doc["clientMessageId"]):
+                return n, CLIENT_CONFLICT
+            self.docs.append(dict(doc))
+        return len(docs), None
+
+    async def exists(self, tenant: str, cid: str, message_id: str) -> bool:
+        return any(d["_id"] == message_id and (d["tenant"], d["conversationId"]) == (tenant, cid) for d in self.docs)
+
+    async def get(self, tenant: str, cid: str, message_id: str) -> dict[str, Any] | None:
+        return next((d for d in self.docs if d["_id"] == message_id and d["tenant"] == tenant), None)
 
 
 class Published:

@@ -8,6 +8,7 @@ import copy
 from typing import Any
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 from relay_contracts import Envelope, RelayError
 from relay_contracts import orders as o
 from relay_contracts.envelope import Actor
@@ -36,6 +37,8 @@ class FakeOrders:
 
     async def insert(self, order: Order, *, request_id: str | None) -> None:
         doc = new_document(order, request_id)
+        if request_id is not None and await self.find_created_by_request(doc["tenant"], request_id):
+            raise DuplicateKeyError("create_request_unique")  # the unique index of the real store
         self.docs[doc["_id"]] = doc
 
     async def save(self, previous, order, events, request):

@@ -6,6 +6,7 @@ import uvicorn
 from relay_config import load_settings
 from relay_log import configure_logging
 from relay_ops import run_process
+from relay_ops.shutdown import GracefulServer
 
 from relay_gateway.bootstrap import build
 from relay_gateway.settings import GatewaySettings
@@ -32,7 +33,7 @@ async def run() -> None:
         access_log=False,
     )
     try:
-        await uvicorn.Server(config).serve()
+        await GracefulServer(config, drain=app.drain).serve()
     finally:
         await app.close()
 

@@ -22,6 +22,7 @@ from relay_gateway.adapter import ObservableRedisManager
 from relay_gateway.commands import CommandBus
 from relay_gateway.context import Gateway
 from relay_gateway.delivery import ACK_BATCH, EventDelivery
+from relay_gateway.drain import drain_sockets
 from relay_gateway.fanout import SocketTable
 from relay_gateway.features import FEATURES
 from relay_gateway.identity import Authenticator
@@ -55,6 +56,7 @@ class GatewayApp:
     rpc: RpcClient
     asgi: socketio.ASGIApp
     router: SocketRouter | None = None
+    draining: bool = False
     _watchdog: asyncio.Task[None] | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -89,11 +91,17 @@ class GatewayApp:
         except Exception:
             redis_ok = False
         return {
+            "serving": not self.draining,
             "broker": self.broker.is_connected,
             "redis": redis_ok,
             "redis_listener": self.listener_alive(),
             "event_consumer": self.gw.delivery.alive,
         }
+
+    async def drain(self) -> None:
+        """SIGTERM: unready at once, then the sockets' transports closed in staggered batches."""
+        self.draining = True
+        await drain_sockets(self.gw.sio.eio, self.gw.settings.gateway_drain_seconds)
 
     async def close(self) -> None:
         if self._watchdog is not None:
@@ -123,8 +131,15 @@ def build(settings: GatewaySettings) -> GatewayApp:
     sio.eio.sockets = SocketTable(settings.ws_send_buffer_bytes)
     sio.eio.create_queue = LeanQueue  # each socket's packet queue, at a tenth of asyncio.Queue's memory
     # prefetch above the ack batch so the broker keeps the event queue flowing while a batch is handled
-    broker = Broker(settings.amqp_url, Topology(settings.relay_instance), prefetch=4 * ACK_BATCH)
-    rpc = RpcClient(broker, timeout=settings.rpc_timeout_seconds)
+    broker = Broker(
+        settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions), prefetch=4 * ACK_BATCH
+    )
+    rpc = RpcClient(
+        broker,
+        timeout=settings.rpc_timeout_seconds,
+        settle=settings.rpc_settle_seconds,
+        max_in_flight=settings.rpc_max_in_flight,
+    )
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
         algorithms=settings.jwt_algorithms,
@@ -158,7 +173,7 @@ def build(settings: GatewaySettings) -> GatewayApp:
 
         return run
 
-    checks = {name: check(name) for name in ("broker", "redis", "redis_listener", "event_consumer")}
+    checks = {name: check(name) for name in ("serving", "broker", "redis", "redis_listener", "event_consumer")}
     routes: list[BaseRoute] = [route for f in FEATURES for route in f.routes]
     routes.extend(ops_routes(checks))
     rest = Starlette(

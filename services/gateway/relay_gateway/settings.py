@@ -27,6 +27,8 @@ class GatewaySettings(RelaySettings):
     ping_timeout_seconds: float = 20.0
     # a credential-less socket on `/` must `autenticar` within this many seconds (SPEC §2)
     auth_grace_seconds: float = Field(default=10.0, gt=0)
+    # on SIGTERM, sockets are closed in staggered batches over this many seconds (drain.py)
+    gateway_drain_seconds: float = Field(default=10.0, ge=0, le=300)
 
     @field_validator("cors_origins", "presence_visible_roles", mode="before")
     @classmethod

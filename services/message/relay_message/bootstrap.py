@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from relay_broker import Broker, CommandHandler, Topology, serve_commands
+from relay_broker import Broker, CommandHandler, LaneConsumer, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import run_service
-from relay_ops.metrics import CONSUMER_LAG, command_observer, sample_dead_letters
+from relay_ops.metrics import command_observer, sample_consumer_lag, sample_dead_letters
 
 from relay_message import changes, channels, receipts
 from relay_message.adapters.files import FileRepo
@@ -30,6 +29,8 @@ SERVICE = "message"
 class MessageSettings(RelaySettings):
     message_ops_port: int = 3100
     ops_host: str = "127.0.0.1"
+    # commands in hand at once: enough for a busy conversation's sends to wait together (docs/ingest.md)
+    message_prefetch: int = 512
 
 
 @dataclass
@@ -38,6 +39,7 @@ class MessageService:
     broker: Broker
     mongo: AsyncMongoClient[dict[str, Any]]
     deps: Deps
+    consumer: LaneConsumer | None = None
 
     async def start(self) -> None:
         await self.broker.connect()
@@ -45,46 +47,55 @@ class MessageService:
         await self.deps.messages.ensure_indexes()
         if self.deps.files is not None:
             await self.deps.files.ensure_indexes()
-        queue = await self.broker.declare_service_queue(SERVICE, ["conversation.#", "message.#", "file.#"])
         every = {**HANDLERS, **FILE_HANDLERS, **channels.HANDLERS, **changes.HANDLERS, **receipts.HANDLERS}
         handlers: dict[str, CommandHandler] = {
             name: functools.partial(fn, deps=self.deps) for name, fn in every.items()
         }
-        await serve_commands(
-            self.broker, queue, handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
+        self.consumer = await serve_commands(
+            self.broker,
+            SERVICE,
+            ["conversation.#", "message.#", "file.#"],
+            handlers,
+            observe=command_observer(SERVICE),
+            transient=TRANSIENT_ERRORS,
         )
-        self._queue = queue
-        # passive declares close their channel on failure: probe on a channel of their own
-        assert self.broker.connection is not None
-        self._probe = await self.broker.connection.channel()
-        log.info("message.started", queue=queue.name)
+        log.info("message.started", member=self.consumer.member, lanes=self.consumer.lanes)
 
     async def ready(self) -> bool:
         return self.broker.is_connected and await ping(self.mongo[self.settings.database_name])
 
     async def sample_lag(self) -> None:
-        while True:
-            try:
-                declared = await self._probe.declare_queue(self._queue.name, passive=True)
-                CONSUMER_LAG.labels(SERVICE, self._queue.name).set(declared.declaration_result.message_count or 0)
-            except Exception:
-                log.warning("message.lag_sample_failed")
-            await asyncio.sleep(5)
+        await sample_consumer_lag(self.broker.connection, SERVICE, self.broker.topology.service_queues(SERVICE))
+
+    async def drain(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
 
     async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()  # the commands in hand are answered before the connection goes
         await self.broker.close()
         await self.mongo.close()
 
 
 def build(settings: MessageSettings) -> MessageService:
-    broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
+    broker = Broker(
+        settings.amqp_url,
+        Topology(settings.relay_instance, settings.command_partitions),
+        prefetch=settings.message_prefetch,
+    )
     mongo, db = connect(settings.mongo_url, settings.database_name)
 
     async def publish(routing_key: str, event: Envelope) -> None:
         await broker.publish_event(routing_key, event)
 
     deps = Deps(
-        ConversationRepo(db), MessageRepo(db), publish, max_text_length=settings.max_text_length, files=FileRepo(db)
+        ConversationRepo(db),
+        MessageRepo(db),
+        publish,
+        max_text_length=settings.max_text_length,
+        files=FileRepo(db),
+        publish_batch=broker.publish_events,
     )
     return MessageService(settings, broker, mongo, deps)
 
@@ -100,4 +111,5 @@ async def run() -> None:
         port=settings.message_ops_port,
         checks={"broker+mongo": service.ready},
         jobs=[service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
+        drain=service.drain,
     )

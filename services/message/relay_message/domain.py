@@ -87,6 +87,12 @@ def new_conversation(
     }
 
 
+def creator_role(roles: tuple[str, ...]) -> str:
+    """The role a conversation's creator (or an agent who joins by answering) takes: an agent role when it has one."""
+    agent_roles = [r for r in roles if is_agent([r])]
+    return (agent_roles or list(roles) or ["member"])[0]
+
+
 def member(user_id: str, role: str, at: datetime) -> dict[str, Any]:
     """A participant entry with its role's default permissions."""
     return {"userId": user_id, "role": role, "joinedAt": at, "permissions": default_permissions(role)}

@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from pymongo.errors import DuplicateKeyError
-from relay_contracts import Envelope, ErrorCode, RelayError, new_id
+from relay_contracts import Envelope, ErrorCode, RelayError
 from relay_contracts import messages as m
 from relay_contracts.envelope import iso
 from relay_contracts.routing import Scope, event_key
 
 from relay_message import domain
 from relay_message.adapters.files import FileRepo
-from relay_message.adapters.repo import ConversationRepo, MessageRepo, SeqConflict
+from relay_message.adapters.repo import ConversationRepo, MessageRepo
+from relay_message.ingest import SendPipeline
 
 Publish = Callable[[str, Envelope], Awaitable[None]]
+PublishMany = Callable[[list[tuple[str, Envelope]]], Awaitable[None]]
 
 
 class Handler(Protocol):
     """A command handler: bootstrap binds `deps` by name (functools.partial)."""
 
     def __call__(self, env: Envelope, deps: Deps) -> Awaitable[Any]: ...
-
-
-MAX_SEQ_RETRIES = 20
 
 
 @dataclass
@@ -37,6 +36,15 @@ class Deps:
     publish: Publish  # (routing key, event) on relay.events, confirmed
     max_text_length: int = 4000
     files: FileRepo | None = None
+    publish_batch: PublishMany | None = None  # events in order, confirms awaited together
+    sends: SendPipeline = dataclasses.field(default_factory=SendPipeline)
+
+    async def publish_many(self, events: list[tuple[str, Envelope]]) -> None:
+        if self.publish_batch is not None:
+            await self.publish_batch(events)
+            return
+        for key, event in events:
+            await self.publish(key, event)
 
 
 def _actor(env: Envelope) -> tuple[str, tuple[str, ...]]:
@@ -89,7 +97,7 @@ async def create_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
         type_=cmd.type,
         subject=cmd.subject,
         status=domain.PENDING if cmd.type == domain.SUPPORT else domain.IN_PROGRESS,
-        participants=domain.build_participants(user, _creator_role(roles), cmd.participants, now),
+        participants=domain.build_participants(user, domain.creator_role(roles), cmd.participants, now),
         created_by=user,
         at=now,
     )
@@ -107,12 +115,6 @@ async def open_conversation(deps: Deps, env: Envelope, doc: dict[str, Any], conf
     public = domain.public_conversation(doc)
     await announce(deps, env, "tenant", "_", m.CONVERSATION_CREATED, public)
     return public
-
-
-def _creator_role(roles: tuple[str, ...]) -> str:
-    """The role a conversation's creator takes: an agent role when it has one."""
-    agent_roles = [r for r in roles if domain.is_agent([r])]
-    return (agent_roles or list(roles) or ["member"])[0]
 
 
 async def check_access(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -151,6 +153,7 @@ async def close_conversation(env: Envelope, deps: Deps) -> dict[str, Any]:
 
 
 async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
+    """Checks that need no conversation, then the conversation's group commit (relay_message.ingest)."""
     cmd = m.SendMessage.model_validate(env.data)
     user, roles = _actor(env)
     check_text_length(deps, cmd.content)
@@ -158,49 +161,15 @@ async def send_message(env: Envelope, deps: Deps) -> dict[str, Any]:
         raise RelayError(ErrorCode.VALIDATION_ERROR, "content or attachment is required", field="content")
     if cmd.isInternal and not domain.is_agent(roles):
         raise RelayError(ErrorCode.PERMISSION_DENIED, "only agents write internal notes", field="isInternal")
-    conversation = await _readable(deps, env, cmd.conversationId)
-    if cmd.replyTo:
-        await visible_message(deps, env, cmd.conversationId, cmd.replyTo, field="replyTo")
-    await _check_references(deps, env, cmd)
-    attachment = await _attachment(deps, env, cmd) if cmd.attachment is not None else None
-
-    async with deps.messages.lock(env.tenant, cmd.conversationId):
-        existing = await deps.messages.find_by_client_id(env.tenant, cmd.conversationId, user, cmd.clientMessageId)
-        if existing is not None:
-            # a retry: answer the original; re-announce it in case the first attempt died before publishing
-            # (same event id, so gateways drop the copy they already delivered)
-            public = domain.public_message(existing)
-            await _announce(deps, env, public)
-            await _announce_mentions(deps, env, public, conversation)
-            return public
-        if not domain.can_send(conversation, user, roles):
-            raise RelayError(ErrorCode.PERMISSION_DENIED, "you may not send to this conversation")
-        first = domain.claims_first_response(
-            conversation, roles, cmd.isInternal
-        ) and await deps.conversations.claim_status(env.tenant, cmd.conversationId, domain.PENDING, domain.IN_PROGRESS)
-        doc = await _insert_with_next_seq(deps, env, cmd, user, roles, first, attachment)
-
-    public = domain.public_message(doc)
-    if domain.participant(conversation, user) is None and domain.is_agent(roles):
-        # an agent who answers becomes a member: their own unread counts and chat list follow
-        member = domain.member(user, _creator_role(roles), doc["createdAt"])
-        await deps.conversations.add_participant(env.tenant, cmd.conversationId, member)
-    await deps.conversations.record_message(
-        env.tenant,
-        cmd.conversationId,
-        doc["seq"],
-        doc["createdAt"],
-        user,
-        domain.unread_audience(conversation, user, cmd.isInternal),
-        preview=domain.preview(public),
-        internal=cmd.isInternal,
-    )
-    await _announce(deps, env, public)
-    await _announce_mentions(deps, env, public, conversation)
-    if first:
-        status = {"conversationId": cmd.conversationId, "status": domain.IN_PROGRESS, "changedAt": public["createdAt"]}
-        await announce(deps, env, "conv", cmd.conversationId, m.CONVERSATION_STATUS_CHANGED, status)
-    return public
+    attachment = None
+    if cmd.replyTo or cmd.threadId or cmd.parentMessageId or cmd.attachment is not None:
+        # references name messages and files of the conversation: only a reader may learn whether they exist
+        await _readable(deps, env, cmd.conversationId)
+        if cmd.replyTo:
+            await visible_message(deps, env, cmd.conversationId, cmd.replyTo, field="replyTo")
+        await _check_references(deps, env, cmd)
+        attachment = await _attachment(deps, env, cmd) if cmd.attachment is not None else None
+    return await deps.sends.submit(deps, env, cmd, user, roles, attachment)
 
 
 async def _attachment(deps: Deps, env: Envelope, cmd: m.SendMessage) -> dict[str, Any]:
@@ -222,66 +191,6 @@ async def _attachment(deps: Deps, env: Envelope, cmd: m.SendMessage) -> dict[str
     return {**attachment, "url": domain.file_url(file_id), "fileSize": stored["length"], "mimeType": stored["mimeType"]}
 
 
-async def _insert_with_next_seq(
-    deps: Deps,
-    env: Envelope,
-    cmd: m.SendMessage,
-    user: str,
-    roles: tuple[str, ...],
-    first: bool,
-    attachment: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    for _ in range(MAX_SEQ_RETRIES):
-        seq = await deps.messages.last_seq(env.tenant, cmd.conversationId) + 1
-        doc: dict[str, Any] = {
-            "_id": new_id(),
-            "tenant": env.tenant,
-            "conversationId": cmd.conversationId,
-            "seq": seq,
-            "senderId": user,
-            "senderRoles": list(roles),
-            "type": cmd.type,
-            "content": cmd.content,
-            "attachment": attachment,
-            "isInternal": cmd.isInternal,
-            "isFirstResponse": first,
-            "replyTo": cmd.replyTo,
-            "senderName": env.actor.username if env.actor else None,
-            "threadId": cmd.threadId,
-            "parentMessageId": cmd.parentMessageId,
-            "attachments": list(cmd.attachments),
-            "mentions": list(dict.fromkeys(cmd.mentions)),
-            "links": list(cmd.links),
-            "thread": None,
-            "priority": cmd.priority,
-            "metadata": cmd.metadata,
-            "clientMessageId": cmd.clientMessageId,
-            "deliveryState": "sent",
-            "reads": [],
-            "reactions": [],
-            "edits": [],
-            "deleted": False,
-            "createdAt": datetime.now(UTC),
-            "correlationId": env.correlationId,
-        }
-        try:
-            await deps.messages.insert(doc)
-            return doc
-        except SeqConflict:
-            continue  # another instance took this seq; the next read sees it
-        except DuplicateKeyError:
-            original = await deps.messages.find_by_client_id(env.tenant, cmd.conversationId, user, cmd.clientMessageId)
-            if original is not None:
-                return original
-            raise
-    raise RelayError(ErrorCode.UNAVAILABLE, "conversation too busy, retry")
-
-
-async def _announce(deps: Deps, env: Envelope, public: dict[str, Any]) -> None:
-    event = env.caused(m.MESSAGE_CREATED, public, id=f"msg-{public['messageId']}")
-    await deps.publish(event_key(env.tenant, "conv", public["conversationId"], m.MESSAGE_CREATED), event)
-
-
 async def _check_references(deps: Deps, env: Envelope, cmd: m.SendMessage) -> None:
     """A thread reply names a root in this conversation; a parent message must exist in it too."""
     for field, ref in (("threadId", cmd.threadId), ("parentMessageId", cmd.parentMessageId)):
@@ -292,19 +201,6 @@ async def _check_references(deps: Deps, env: Envelope, cmd: m.SendMessage) -> No
             raise RelayError(ErrorCode.NOT_FOUND, f"message {ref} not found in this conversation", field=field)
         if field == "threadId" and target.get("threadId"):
             raise RelayError(ErrorCode.VALIDATION_ERROR, "a thread reply cannot start a thread", field=field)
-
-
-async def _announce_mentions(deps: Deps, env: Envelope, public: dict[str, Any], conversation: dict[str, Any]) -> None:
-    """One event per mentioned user who may read the conversation, routed to that user wherever they are."""
-    if public.get("isInternal"):
-        return  # a note's mentions would reach readers who may not see notes
-    for user in public.get("mentions", []):
-        if user == public["senderId"] or not domain.can_read(conversation, user, ()):
-            continue
-        event = env.caused(
-            m.MESSAGE_MENTIONED, {**public, "mentionedUserId": user}, id=f"mention-{public['messageId']}-{user}"
-        )
-        await deps.publish(event_key(env.tenant, "user", user, m.MESSAGE_MENTIONED), event)
 
 
 def parse_instant(value: str, field: str) -> datetime:

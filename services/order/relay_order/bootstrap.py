@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 
-from relay_broker import Broker, CommandHandler, Topology, serve_commands
+from relay_broker import Broker, CommandHandler, LaneConsumer, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import run_service
-from relay_ops.metrics import CONSUMER_LAG, command_observer, sample_dead_letters
+from relay_ops.metrics import command_observer, sample_consumer_lag, sample_dead_letters
 
 from relay_order.adapters.repo import OrderRepo
 from relay_order.handlers import HANDLERS, Deps
@@ -19,7 +18,6 @@ from relay_order.handlers import HANDLERS, Deps
 log = get_logger(__name__)
 
 SERVICE = "order"
-LAG_SAMPLE_SECONDS = 5
 
 
 class OrderSettings(RelaySettings):
@@ -30,9 +28,10 @@ class OrderSettings(RelaySettings):
 class OrderService:
     def __init__(self, settings: OrderSettings) -> None:
         self.settings = settings
-        self.broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
+        self.broker = Broker(settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions))
         self.mongo, self.db = connect(settings.mongo_url, settings.database_name)
         self.deps = Deps(OrderRepo(self.db), self._publish)
+        self.consumer: LaneConsumer | None = None
 
     async def _publish(self, routing_key: str, event: Envelope) -> None:
         await self.broker.publish_event(routing_key, event)
@@ -40,34 +39,28 @@ class OrderService:
     async def start(self) -> None:
         await self.broker.connect()
         await self.deps.orders.ensure_indexes()
-        # commands only: events of the same names travel on relay.events, never to this queue
-        self.queue = await self.broker.declare_service_queue(SERVICE, ["order.#"])
         handlers: dict[str, CommandHandler] = {
             name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()
         }
-        await serve_commands(
-            self.broker, self.queue, handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
+        # commands only: events of the same names travel on relay.events, never to these queues
+        self.consumer = await serve_commands(
+            self.broker, SERVICE, ["order.#"], handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
         )
-        log.info("order.started", queue=self.queue.name)
+        log.info("order.started", member=self.consumer.member, lanes=self.consumer.lanes)
 
     async def ready(self) -> bool:
         return self.broker.is_connected and await ping(self.db)
 
     async def sample_lag(self) -> None:
-        assert self.broker.connection is not None
-        # a failed passive declare closes its channel, so probe on one of its own
-        probe = await self.broker.connection.channel()
-        while True:
-            try:
-                queue = await probe.declare_queue(self.queue.name, passive=True)
-                CONSUMER_LAG.labels(SERVICE, self.queue.name).set(queue.declaration_result.message_count or 0)
-            except Exception:
-                log.warning("order.lag_sample_failed")
-                if probe.is_closed:
-                    probe = await self.broker.connection.channel()
-            await asyncio.sleep(LAG_SAMPLE_SECONDS)
+        await sample_consumer_lag(self.broker.connection, SERVICE, self.broker.topology.service_queues(SERVICE))
+
+    async def drain(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
 
     async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()  # the commands in hand are answered before the connection goes
         await self.broker.close()
         await self.mongo.close()
 
@@ -83,4 +76,5 @@ async def run() -> None:
         port=settings.order_ops_port,
         checks={"broker+mongo": service.ready},
         jobs=[service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
+        drain=service.drain,
     )

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from relay_contracts import Envelope, ErrorCode, RelayError, utcnow_iso
 from relay_contracts import orders as o
+from relay_contracts.deadline import refuse_if_expired
 from relay_log import get_logger
 
 from relay_order import domain
@@ -21,6 +22,7 @@ log = get_logger(__name__)
 Publish = Callable[[str, Envelope], Awaitable[None]]
 
 MAX_CAS_RETRIES = 50
+WRITE_CONCURRENCY = 8
 
 
 class PublishedMarks:
@@ -47,6 +49,9 @@ class Deps:
     orders: OrderRepo
     publish: Publish  # (routing key, event) on relay.events, confirmed
     marks: PublishedMarks = field(default_factory=PublishedMarks)
+    # writes in flight at once: the deadline is checked inside, so it is checked close to the write itself
+    # (with many writes queued at the database, a check made before queueing would be stale)
+    writes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WRITE_CONCURRENCY))
 
 
 def _actor(env: Envelope) -> tuple[str, tuple[str, ...]]:
@@ -109,7 +114,9 @@ async def _mutate(
             key = o.event_routing_key(env.tenant, event_type)
             events.append({"routingKey": key, "envelope": envelope.model_dump(mode="json")})
         request = {"id": request_id, "op": op, "ref": ref} if request_id else None
-        written = await deps.orders.save(doc, change.order, events, request)
+        async with deps.writes:
+            refuse_if_expired(env)  # its caller may have been told UNAVAILABLE: then nothing may change
+            written = await deps.orders.save(doc, change.order, events, request)
         if written is not None:
             log.info("order.changed", order_id=order_id, op=op, status=change.order.status, events=len(events))
             await _drain(deps, written)
@@ -122,13 +129,12 @@ async def create_order(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = o.CreateOrder.model_validate(env.data)
     user, roles = _actor(env)
     domain.require(roles, domain.CREATE)
-    if cmd.requestId is not None:
-        existing = await deps.orders.find_created_by_request(env.tenant, cmd.requestId)
-        if existing is not None:
-            return domain.public_order(to_order(existing))
+    # idempotent by the unique create-request index: insert, and on its duplicate answer the stored order
     order = domain.new_order(str(uuid.uuid4()), env.tenant, cmd.tableSessionId, user, utcnow_iso())
     try:
-        await deps.orders.insert(order, request_id=cmd.requestId)
+        async with deps.writes:
+            refuse_if_expired(env)
+            await deps.orders.insert(order, request_id=cmd.requestId)
     except DuplicateKeyError:
         assert cmd.requestId is not None  # only the create-request index can collide on a fresh uuid
         existing = await deps.orders.find_created_by_request(env.tenant, cmd.requestId)

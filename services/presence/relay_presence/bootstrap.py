@@ -11,7 +11,7 @@ import relay_redis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from relay_broker import Broker, CommandHandler, Topology, serve_commands
+from relay_broker import Broker, CommandHandler, LaneConsumer, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
@@ -57,18 +57,23 @@ class PresenceService:
     broker: Broker
     redis: Redis
     deps: Deps
+    consumer: LaneConsumer | None = None
 
     async def start(self) -> None:
         await self.broker.connect()
         self.started_at = time.time()
-        queue = await self.broker.declare_service_queue(SERVICE, ["presence.#"])
         handlers: dict[str, CommandHandler] = {
             name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()
         }
-        await serve_commands(self.broker, queue, handlers, observe=command_observer(SERVICE), transient=REDIS_DOWN)
-        self._queue = queue
+        self.consumer = await serve_commands(
+            self.broker, SERVICE, ["presence.#"], handlers, observe=command_observer(SERVICE), transient=REDIS_DOWN
+        )
         log.info(
-            "presence.started", queue=queue.name, dead_after=self.settings.dead_after, grace=self.deps.grace_seconds
+            "presence.started",
+            member=self.consumer.member,
+            lanes=self.consumer.lanes,
+            dead_after=self.settings.dead_after,
+            grace=self.deps.grace_seconds,
         )
 
     async def ready(self) -> bool:
@@ -93,7 +98,11 @@ class PresenceService:
                 log.exception("presence.sweep_failed")
 
     async def sample_lag(self) -> None:
-        await sample_consumer_lag(self.broker.connection, SERVICE, [self._queue.name])
+        await sample_consumer_lag(self.broker.connection, SERVICE, self.broker.topology.service_queues(SERVICE))
+
+    async def drain(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
 
     async def close(self) -> None:
         await self.broker.close()
@@ -101,7 +110,7 @@ class PresenceService:
 
 
 def build(settings: PresenceSettings) -> PresenceService:
-    broker = Broker(settings.amqp_url, Topology(settings.relay_instance))
+    broker = Broker(settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions))
     redis = relay_redis.connect(settings.redis_url)
 
     async def publish(routing_key: str, event: Envelope) -> None:
@@ -128,4 +137,5 @@ async def run() -> None:
         port=settings.presence_ops_port,
         checks={"broker+redis": service.ready},
         jobs=[service.sweeper, service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
+        drain=service.drain,
     )

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from relay_message.domain import PREVIEW_CHARS, user_field
 
-__all__ = ["ConversationRepo", "MessageRepo", "SeqConflict", "conversation_key", "user_field"]
+__all__ = [
+    "CLIENT_CONFLICT",
+    "SEQ_CONFLICT",
+    "ConversationRepo",
+    "MessageRepo",
+    "MessageStats",
+    "conversation_key",
+    "user_field",
+]
+
+# why a batch insert stopped: a seq another writer took first, or a clientMessageId already stored
+SEQ_CONFLICT, CLIENT_CONFLICT = "seq", "client"
 
 
 def conversation_key(tenant: str, conversation_id: str) -> str:
@@ -24,8 +34,33 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class SeqConflict(Exception):
-    """Another writer took this seq first; read the new tail and try again."""
+@dataclass(frozen=True)
+class MessageStats:
+    """What `count` new messages of one conversation change in it: unread per member, last seq, previews.
+
+    Internal notes only become the agents' preview (`public_preview` is the last message everyone may see),
+    so no list shows one to a visitor."""
+
+    tenant: str
+    conversation_id: str
+    count: int
+    last_seq: int
+    at: datetime
+    unread: dict[str, int]
+    agents_preview: dict[str, Any]
+    public_preview: dict[str, Any] | None
+
+
+def _stats_update(stats: MessageStats) -> UpdateOne:
+    inc: dict[str, int] = {"stats.totalMessages": stats.count}
+    for user, n in stats.unread.items():
+        inc[f"stats.unread.{user_field(user)}"] = n
+    new: dict[str, Any] = {"stats.lastMessageAt": stats.at, "lastActivityAt": stats.at}
+    new["preview.agents"] = stats.agents_preview
+    if stats.public_preview is not None:
+        new["preview.all"] = stats.public_preview
+    key = {"_id": conversation_key(stats.tenant, stats.conversation_id)}
+    return UpdateOne(key, {"$max": {"lastSeq": stats.last_seq}, "$inc": inc, "$set": new})
 
 
 class ConversationRepo:
@@ -55,33 +90,16 @@ class ConversationRepo:
         )
         return result.modified_count == 1
 
-    async def record_message(
-        self,
-        tenant: str,
-        conversation_id: str,
-        seq: int,
-        at: datetime,
-        sender: str,
-        members: list[str],
-        preview: dict[str, Any] | None = None,
-        internal: bool = False,
-    ) -> None:
-        """Stats of a new message: unread for `members` (minus the sender), last seq, previews.
+    async def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Several conversations in one query, by (tenant, conversation id); the missing ones are absent."""
+        ids = [conversation_key(tenant, cid) for tenant, cid in keys]
+        docs = await self._col.find({"_id": {"$in": ids}}).to_list()
+        return {(d["tenant"], d["conversationId"]): d for d in docs}
 
-        An internal note only becomes the agents' preview, so no list shows it to a visitor.
-        """
-        inc: dict[str, int] = {"stats.totalMessages": 1}
-        for user in members:
-            if user != sender:
-                inc[f"stats.unread.{user_field(user)}"] = 1
-        new: dict[str, Any] = {"stats.lastMessageAt": at, "lastActivityAt": at}
-        if preview is not None:
-            new["preview.agents"] = preview
-            if not internal:
-                new["preview.all"] = preview
-        await self._col.update_one(
-            {"_id": conversation_key(tenant, conversation_id)}, {"$max": {"lastSeq": seq}, "$inc": inc, "$set": new}
-        )
+    async def record_many(self, stats: list[MessageStats]) -> None:
+        """The stats of each conversation's new messages, one update each, all in one round trip."""
+        if stats:
+            await self._col.bulk_write([_stats_update(s) for s in stats], ordered=False)
 
     async def revise_preview(self, tenant: str, conversation_id: str, message_id: str, content: str) -> None:
         """A previewed message was edited or deleted (`content` ""): chat lists must not keep the old text."""
@@ -152,8 +170,6 @@ class ConversationRepo:
 class MessageRepo:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._col = db["messages"]
-        # one writer per conversation in this process; the unique index settles it across processes
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def ensure_indexes(self) -> None:
         await self._col.create_index(
@@ -172,9 +188,6 @@ class MessageRepo:
         )
         await self._col.create_index([("tenant", ASCENDING), ("conversationId", ASCENDING), ("createdAt", ASCENDING)])
         await self._col.create_index([("tenant", ASCENDING), ("conversationId", ASCENDING), ("changedAt", ASCENDING)])
-
-    def lock(self, tenant: str, conversation_id: str) -> asyncio.Lock:
-        return self._locks[conversation_key(tenant, conversation_id)]
 
     async def find_by_client_id(
         self, tenant: str, conversation_id: str, sender: str, client_message_id: str
@@ -238,15 +251,19 @@ class MessageRepo:
         )
         return int(docs[0]["seq"]) if docs else 0
 
-    async def insert(self, doc: dict[str, Any]) -> None:
-        """Insert with the seq already chosen. Raises SeqConflict or DuplicateKeyError (client id)."""
+    async def insert_batch(self, docs: list[dict[str, Any]]) -> tuple[int, str | None]:
+        """Insert in order, stopping at the first duplicate: (how many were stored, why it stopped or None)."""
         try:
-            await self._col.insert_one(doc)
-        except DuplicateKeyError as exc:
-            key = (exc.details or {}).get("keyPattern") or (exc.details or {}).get("keyValue") or {}
-            if "seq" in key or "seq_unique" in str(exc):
-                raise SeqConflict from exc
-            raise
+            await self._col.insert_many(docs, ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if not errors or errors[0].get("code") != 11000:
+                raise
+            first = errors[0]
+            key = first.get("keyPattern") or first.get("keyValue") or {}
+            conflict = SEQ_CONFLICT if "seq" in key or "seq_unique" in str(first.get("errmsg", "")) else CLIENT_CONFLICT
+            return int(first.get("index", exc.details.get("nInserted", 0))), conflict
+        return len(docs), None
 
     async def history(
         self,
