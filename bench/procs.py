@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -86,7 +87,12 @@ class NodeClients:
             for per_socket in ("tokens", "roomList"):
                 if per_socket in config:
                     part[per_socket] = config[per_socket][i::CLIENT_PROCESSES]
-            child, _ = await LineProcess.start("node", "clients.js", json.dumps(part))
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as config_file:
+                json.dump(part, config_file)
+            try:
+                child, _ = await LineProcess.start("node", "clients.js", config_file.name)
+            finally:
+                os.unlink(config_file.name)
             children.append(child)
         return cls(children)
 

@@ -5,7 +5,10 @@
 const readline = require("readline");
 const { io } = require("socket.io-client");
 
-const cfg = JSON.parse(process.argv[2]);
+const fs = require("fs");
+// the argument is the JSON itself or, for thousands of tokens (argv has a size limit), a file holding it
+const arg = process.argv[2];
+const cfg = JSON.parse(arg.startsWith("{") ? arg : fs.readFileSync(arg, "utf8"));
 const now = () => performance.timeOrigin + performance.now();
 let received = 0;
 let marked = 0;
