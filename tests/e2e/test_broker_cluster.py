@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 import uuid
@@ -21,7 +22,16 @@ from tests.e2e.outages import wait_readiness
 from tests.e2e.rabbit import CAN_RUN, WHY_NOT, PrivateRabbit
 from tests.e2e.traffic import Poster, Roamer, all_history
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CAN_RUN, reason=WHY_NOT)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not CAN_RUN, reason=WHY_NOT),
+    # in one full run (2026-11-30) this test failed and the machine's shared RabbitMQ stopped accepting
+    # connections until restarted; until that is understood it runs only when asked for
+    pytest.mark.skipif(
+        os.environ.get("RELAY_CLUSTER_TEST") != "1",
+        reason="opt-in: RELAY_CLUSTER_TEST=1 (a failed run once wedged the shared broker)",
+    ),
+]
 
 LIMITS = "message=1000/10s,rest_write=1000/10s"  # one poster sends fast
 
