@@ -17,6 +17,7 @@ from relay_sdk import RelayClient
 from relay_sdk.client import RelayError
 
 from tests.e2e.conftest import relay_stack
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -31,13 +32,6 @@ def own_stack(tmp_path_factory):
     env = {"RATE_LIMITS": "message=off,rest_write=off"}  # the default RPC timeout (5 s), shorter than the outage
     with relay_stack(instance, logs, services=("message", "order"), env=env) as running:
         yield running
-
-
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
 
 
 async def until_accepted(write: Callable[[], Awaitable[dict]], timeout: float = 60) -> dict:
@@ -86,14 +80,14 @@ class Load:
 async def stop_and_restart(stack: Stack, service: str, load: Load) -> None:
     """Under load: SIGTERM the service, keep it down OUTAGE_SECONDS, start it again, let writes land again."""
     runner = asyncio.create_task(load.run())
-    await until(lambda: load.count(201) >= 20, 30, "writes flow before the stop")
+    await until(lambda: load.count(201) >= 20, 30, "writes flow before the stop", every=0.1)
     # the stop and the restart wait for the process in a thread: the load keeps flowing meanwhile
     await asyncio.to_thread(stack.kill, service, signal.SIGTERM)
     stopped = time.monotonic()
-    await until(lambda: time.monotonic() - stopped >= OUTAGE_SECONDS, OUTAGE_SECONDS + 5, "the outage lasts")
+    await until(lambda: time.monotonic() - stopped >= OUTAGE_SECONDS, OUTAGE_SECONDS + 5, "the outage lasts", every=0.1)
     accepted_before = load.count(201)
     await asyncio.to_thread(stack.start_service, service)
-    await until(lambda: load.count(201) >= accepted_before + 20, 30, "writes land again after the restart")
+    await until(lambda: load.count(201) >= accepted_before + 20, 30, "writes land again after the restart", every=0.1)
     load.running = False
     await runner
     assert load.count(503) >= RATE * 2, f"the outage was not felt: {load.count(503)} answered 503"

@@ -18,6 +18,8 @@ from relay_gateway.fanout import DirectSocket, FanoutEmit, SocketTable
 from relay_gateway.leanqueue import LeanQueue
 from relay_gateway.wsprotocol import RelayWebSocketProtocol
 
+from tests.waiting import until
+
 
 @dataclass
 class Server:
@@ -67,13 +69,6 @@ async def serving(*, send_buffer: int = 4 << 20, deflate: bool = False) -> Async
     finally:
         uv.should_exit = True
         await asyncio.wait_for(task, 10)
-
-
-async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def client(url: str, transports: list[str], received: list[object]) -> socketio.AsyncClient:

@@ -4,9 +4,8 @@ changes hands (an instance leaving or joining) without two instances ever workin
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from relay_broker import Broker, LaneConsumer, RpcClient, Topology, serve_commands
@@ -14,6 +13,7 @@ from relay_contracts import Envelope
 from relay_contracts.envelope import Actor
 
 from tests.integration.conftest import AMQP_URL
+from tests.waiting import until
 
 PARTITIONS = 4
 
@@ -26,13 +26,6 @@ def command(conversation: str, n: int) -> Envelope:
         actor=Actor(userId="u1"),
         data={"conversationId": conversation, "n": n},
     )
-
-
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
