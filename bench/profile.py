@@ -11,6 +11,8 @@ from typing import Any
 
 from relay_devstack import Stack
 
+from bench.profile_summary import samples
+
 RATE = 100  # samples per second per process
 TARGETS = ("message", "gateway-0", "mongo")
 # a sample counts once for each of these it passes through (inclusive time by layer)
@@ -67,11 +69,7 @@ def summarise(raw: str, seconds: float, top: int = 12) -> dict[str, Any]:
     leaves: Counter[str] = Counter()
     layers: Counter[str] = Counter()
     total = 0
-    for line in raw.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in samples(raw):
         total += count
         frames = stack.split(";")
         leaves[_strip_line(frames[-1])] += count

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^():]+)(?::\d+)?\)$")
+
+
+def samples(raw: str) -> Iterator[tuple[str, int]]:
+    """(collapsed stack, sample count) for each line of a py-spy raw profile."""
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            yield stack, int(count_text)
 
 
 def _name(frame: str) -> str:
@@ -27,11 +36,7 @@ def summarize(raw: str, top: int = 20) -> dict[str, Any]:
     anywhere: Counter[str] = Counter()
     total = 0
     idle = 0
-    for line in raw.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in samples(raw):
         frames = [_name(f) for f in stack.split(";")[1:]]  # the first entry names the process/thread
         if not frames:
             continue
