@@ -18,18 +18,10 @@ from hypothesis import strategies as st
 from relay_devstack import Stack
 from relay_sdk import RelayClient, RelaySocket
 
+from tests.codes import CLIENT_ERROR_CODES
+
 pytestmark = pytest.mark.e2e
 
-CODES = {
-    "VALIDATION_ERROR",
-    "NOT_FOUND",
-    "PERMISSION_DENIED",
-    "RATE_LIMITED",
-    "PAYLOAD_TOO_LARGE",
-    "AUTH_REQUIRED",
-    "TOKEN_EXPIRED",
-    "CONFLICT",
-}
 SOCKET_EVENTS = ["chat:join", "chat:leave", "chat:sync", "typing:start", "typing:stop", "auth:refresh"]
 FUZZ = settings(max_examples=35, deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
 
@@ -94,7 +86,7 @@ class Harness:
         headers = {**client._headers(), "Content-Type": content_type}
         response = self.run(client.http.post(path, content=content, headers=headers))
         assert 400 <= response.status_code < 500, response.text
-        assert response.json()["error"]["code"] in CODES
+        assert response.json()["error"]["code"] in CLIENT_ERROR_CODES
 
     def assert_unchanged_after(self, throw: Any, before: Any, client: RelayClient) -> None:
         try:
@@ -141,7 +133,7 @@ def test_malformed_socket_payloads_change_nothing_and_keep_the_connection(harnes
         ack = harness.run(sock.call(event, payload))
         assert isinstance(ack, dict) and isinstance(ack.get("success"), bool), ack
         if not ack["success"]:
-            assert ack["error"]["code"] in CODES, ack
+            assert ack["error"]["code"] in CLIENT_ERROR_CODES, ack
         assert sock.connected
 
     try:

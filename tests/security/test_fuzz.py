@@ -21,22 +21,13 @@ from hypothesis import strategies as st
 from relay_devstack import Stack
 from relay_sdk import RelayClient
 
+from tests.codes import CLIENT_ERROR_CODES
 from tests.security.conftest import Storage
 from tests.security.raw import RawSocket
 from tests.security.surface import fill, rest_endpoints
 
 pytestmark = pytest.mark.e2e
 
-CODES = {
-    "VALIDATION_ERROR",
-    "NOT_FOUND",
-    "PERMISSION_DENIED",
-    "RATE_LIMITED",
-    "PAYLOAD_TOO_LARGE",
-    "AUTH_REQUIRED",
-    "TOKEN_EXPIRED",
-    "CONFLICT",
-}
 BOUNDED = settings(
     max_examples=60,
     deadline=timedelta(seconds=10),
@@ -152,7 +143,7 @@ def test_raw_frames_get_a_code_and_keep_the_connection(harness: Harness) -> None
         ack = harness.run(sock.call("health-check", timeout=5))
         assert ack["success"] is True, (frame, ack)
         for error in sock.events("error", start):
-            assert error["code"] in CODES, (frame, error)
+            assert error["code"] in CLIENT_ERROR_CODES, (frame, error)
 
     try:
         throw()
@@ -192,7 +183,7 @@ def test_every_rest_body_and_query_gets_a_code_and_stores_nothing_when_refused(h
         )
         assert response.status_code < 500, (endpoint, body, query, response.text[:300])
         if response.status_code >= 400 and response.headers.get("content-type", "").startswith("application/json"):
-            assert response.json()["error"]["code"] in CODES, (endpoint, response.text[:300])
+            assert response.json()["error"]["code"] in CLIENT_ERROR_CODES, (endpoint, response.text[:300])
             assert harness.run(harness.storage.snapshot()) == before, (endpoint, body)
 
     throw()
