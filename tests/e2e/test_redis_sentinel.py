@@ -75,7 +75,7 @@ async def test_a_sentinel_failover_loses_nothing_replicated_and_needs_no_restart
             assert time.monotonic() - killed < 30, "no replica was promoted"
             await asyncio.sleep(0.2)
         promoted = time.monotonic() - killed
-        everyone = [*stack.gateway_urls, f"http://127.0.0.1:{stack.ops_ports['presence']}"]
+        everyone = [*stack.gateway_urls, *(stack.ops_url(name) for name in stack.instances("presence"))]
         await wait_readiness(everyone, ready_now=True, timeout=30, what="a process did not follow the failover")
         recovered = time.monotonic() - killed
         print(
