@@ -100,6 +100,8 @@ async def test_each_socket_gets_a_transition_once_in_the_dialect_it_speaks(socke
     await ana.close()
     await users.wait_for("user-disconnected", about("ana"), timeout=15)
     await late.wait_for("usuario_desconectado", about("ana"))
+    # /chat's `user_presence` follows a channel lookup at the message service: it may trail the others
+    await channel.wait_for("user_presence", about("ana"), count=2)
     await settled(users, late, hinted, support, silent, channel)
     assert seen(users, "ana") == {"user-connected": 1, "user-disconnected": 1}
     assert seen(hinted, "ana") == {"usuario_conectado": 1, "usuario_desconectado": 1, "estado_usuario_cambiado": 2}
