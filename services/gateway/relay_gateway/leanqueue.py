@@ -9,19 +9,21 @@ from typing import Any
 
 
 class LeanQueue:
-    __slots__ = ("_getters", "_items", "_joiners", "_unfinished")
+    __slots__ = ("_getters", "_head", "_items", "_joiners", "_unfinished")
 
     def __init__(self, maxsize: int = 0) -> None:
+        # items[head:] wait; taking one moves `head` instead of shifting the list (a backlog drains in O(n))
         self._items: list[Any] = []
+        self._head = 0
         self._getters: list[asyncio.Future[None]] | None = None
         self._joiners: list[asyncio.Future[None]] | None = None
         self._unfinished = 0
 
     def qsize(self) -> int:
-        return len(self._items)
+        return len(self._items) - self._head
 
     def empty(self) -> bool:
-        return not self._items
+        return self._head >= len(self._items)
 
     def full(self) -> bool:
         return False
@@ -35,12 +37,21 @@ class LeanQueue:
         self.put_nowait(item)
 
     def get_nowait(self) -> Any:
-        if not self._items:
+        if self.empty():
             raise asyncio.QueueEmpty
-        return self._items.pop(0)
+        item = self._items[self._head]
+        self._items[self._head] = None
+        self._head += 1
+        if self._head == len(self._items):
+            self._items.clear()
+            self._head = 0
+        elif self._head >= 64 and 2 * self._head >= len(self._items):
+            del self._items[: self._head]
+            self._head = 0
+        return item
 
     async def get(self) -> Any:
-        while not self._items:
+        while self.empty():
             waiter = asyncio.get_running_loop().create_future()
             if self._getters is None:
                 self._getters = []
@@ -51,11 +62,11 @@ class LeanQueue:
                 waiter.cancel()
                 if waiter in self._getters:
                     self._getters.remove(waiter)
-                elif self._items:
+                elif not self.empty():
                     # woken, then cancelled: pass the wake-up on to the next getter
                     self._wake_next_getter()
                 raise
-        return self._items.pop(0)
+        return self.get_nowait()
 
     def _wake_next_getter(self) -> None:
         while self._getters:
