@@ -1,6 +1,6 @@
 """Browser tests: a whole Relay (two gateway replicas) driven by Debian's Chromium through Playwright.
 
-Chromium comes from Debian's packages (`task install:browser`, or installed here when missing);
+Chromium comes from Debian's packages (`task install:system`, or installed here when missing);
 Playwright never downloads a browser. Screenshots land in tests/browser/artifacts/ (gitignored).
 """
 
@@ -26,9 +26,9 @@ VENDOR = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "socket.
 
 def _ensure_chromium() -> str:
     if not Path(CHROMIUM).exists():
-        # Debian's build, never one Playwright downloads (same as `task install:browser`)
+        # Debian's build, never one Playwright downloads (same as `task install:system`)
         if shutil.which("apt-get") is None or os.geteuid() != 0:
-            pytest.fail(f"{CHROMIUM} is missing: run `task install:browser` (apt-get install chromium)")
+            pytest.fail(f"{CHROMIUM} is missing: run `task install:system` (apt-get install chromium)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-q"], check=False, env=env, timeout=600)
         subprocess.run(
