@@ -133,7 +133,7 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         plan_path.write_text(json.dumps(plan))
         watched = pids(stack)
         trips_before = command_round_trips(stack)
-        profilers = start_profilers(stack, ["gateway-0", "presence"], Path(tmp)) if profile else []
+        profilers = start_profilers(stack, ["gateway-0", *stack.instances("presence")], Path(tmp)) if profile else []
         cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         wall = time.perf_counter()
         node = subprocess.run(
@@ -148,7 +148,7 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
     seen = json.loads(node.stdout.strip().splitlines()[-1])
     deliveries = sum(seen["received"].values())
     transitions = sockets  # one offline → online per agent (the pinger was online before)
-    presence_cpu = cpu["presence"] + cpu["gateway-0"] + cpu["gateway-1"]
+    presence_cpu = sum(v for name, v in cpu.items() if name.startswith(("presence", "gateway")))
     return {
         "sockets": sockets,
         "replicas": len(stack.gateway_urls),
