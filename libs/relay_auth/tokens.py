@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
@@ -21,6 +22,8 @@ class AuthError(Exception):
 # RFC 7519 NumericDate claims: PyJWT reads `"exp": "1700000000"` as a number; a principal would not
 # (its expiry would go unwatched), so a token whose times are not JSON numbers is refused outright
 TIME_CLAIMS = ("exp", "nbf", "iat")
+LEEWAY_SECONDS = 5
+VERIFIED_TOKENS = 4096  # recently verified tokens remembered per verifier
 
 
 def _check_time_claims(token: str) -> None:
@@ -46,6 +49,7 @@ class TokenVerifier:
         issuer: str = "",
         audience: str = "",
         require_tenant: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._algorithms = list(algorithms)
         self._key = public_key if algorithms[0][:2] in ("RS", "ES") else secret
@@ -54,10 +58,28 @@ class TokenVerifier:
         self._issuer = issuer or None
         self._audience = audience or None
         self._require_tenant = require_tenant
+        self._clock = clock
+        # a REST client sends the same token with every request: its signature and claims are checked once,
+        # and only its expiry again (a principal is immutable; a token once valid stays so until it expires)
+        self._verified: OrderedDict[str, Principal] = OrderedDict()
 
     def verify(self, token: str) -> Principal:
         if not token or not isinstance(token, str):
             raise AuthError("AUTH_REQUIRED", "missing token")
+        principal = self._verified.get(token)
+        if principal is not None:
+            if principal.expires_at is not None and self._clock() > principal.expires_at + LEEWAY_SECONDS:
+                del self._verified[token]
+                raise AuthError("TOKEN_EXPIRED", "token expired")
+            self._verified.move_to_end(token)
+            return principal
+        principal = self._verify(token)
+        self._verified[token] = principal
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         _check_time_claims(token)
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -67,7 +89,7 @@ class TokenVerifier:
                 issuer=self._issuer,
                 audience=self._audience,
                 options={"require": ["exp"], "verify_aud": self._audience is not None},
-                leeway=5,
+                leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError as exc:
             raise AuthError("TOKEN_EXPIRED", "token expired") from exc

@@ -55,6 +55,27 @@ def test_expired_token_is_token_expired():
     assert err.value.code == "TOKEN_EXPIRED"
 
 
+def test_a_token_accepted_before_is_refused_once_it_expires():
+    now = [time.time()]
+    check = verifier(clock=lambda: now[0])
+    token = jwt.encode(claims(roles=["agent"]), SECRET, "HS256")
+    assert check.verify(token).user_id == "u1"
+    assert check.verify(token).user_id == "u1"  # the same token again
+    now[0] += 3600
+    with pytest.raises(AuthError) as err:
+        check.verify(token)
+    assert err.value.code == "TOKEN_EXPIRED"
+
+
+def test_a_refused_token_stays_refused():
+    check = verifier()
+    forged = jwt.encode(claims(), "another-secret-" + "y" * 64, "HS256")
+    for _ in range(2):
+        with pytest.raises(AuthError) as err:
+            check.verify(forged)
+        assert err.value.code == "AUTH_REQUIRED"
+
+
 @pytest.mark.parametrize(
     "make_token",
     [
