@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -35,6 +36,7 @@ from relay_devstack import Stack, StackConfig
 from relay_devstack.stack import free_port
 from relay_sdk import RelaySocket
 
+from bench.procs import cpu_seconds
 from bench.profile import Profiler
 from bench.stats import percentile
 
@@ -90,7 +92,14 @@ async def wait_until(condition: Any, timeout: float, poll: float = 0.25) -> bool
 
 
 class Bench:
-    def __init__(self, stack: Stack, http: aiohttp.ClientSession, broker: Broker, rpc: RpcClient | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        http: aiohttp.ClientSession,
+        broker: Broker,
+        rpc: RpcClient | None = None,
+        broker_pid: int | None = None,
+    ) -> None:
         self.rpc = rpc  # set: sends go straight to the message service as commands, not through a gateway
         self.stack = stack
         self.urls = stack.gateway_urls
@@ -98,6 +107,26 @@ class Bench:
         self.broker = broker
         self.receivers: list[Receiver] = []
         self.users: dict[str, str] = {}  # token → user id
+        self.broker_pid = broker_pid
+        self.node: asyncio.subprocess.Process | None = None  # set: the Node generator posts, not this process
+
+    async def start_node(self) -> None:
+        script = Path(__file__).parent / "node" / "poster.js"
+        self.node = await asyncio.create_subprocess_exec(
+            "node", str(script), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26
+        )
+        assert self.node.stdout is not None
+        assert (await self.node.stdout.readline()).strip() == b"ready"
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each stack process, this generator and (when known) the broker."""
+        pids = {name: proc.popen.pid for name, proc in self.stack.procs.items()}
+        pids["generator"] = os.getpid()  # the bench itself: also the socket receivers and the checks
+        if self.node is not None:
+            pids["node-generator"] = self.node.pid
+        if self.broker_pid:
+            pids["rabbitmq"] = self.broker_pid
+        return {name: cpu_seconds([pid]) for name, pid in pids.items()}
 
     async def start(self) -> None:
         for i, url in enumerate(self.urls):
@@ -110,6 +139,9 @@ class Bench:
     async def close(self) -> None:
         for r in self.receivers:
             await r.sock.close()
+        if self.node is not None and self.node.stdin is not None:
+            self.node.stdin.close()
+            await self.node.wait()
 
     async def request(self, method: str, url: str, who: str, body: Any = None) -> tuple[int, Any]:
         headers = {"authorization": f"Bearer {who}"}
@@ -154,11 +186,38 @@ class Bench:
         p.answered = time.perf_counter()
         counter[0] -= 1
 
+    async def post_with_node(
+        self, name: str, chats: dict[str, str], total: int, rate: float
+    ) -> tuple[list[Post], int, float]:
+        """The step's posts sent by the Node generator: (posts, skipped by its in-flight limit, seconds offering)."""
+        assert self.node is not None and self.node.stdin is not None and self.node.stdout is not None
+        chat_ids = list(chats)
+        planned = [Post(chat_ids[n % len(chat_ids)], f"{name}-{n}-{uuid.uuid4().hex[:6]}", 0.0) for n in range(total)]
+        jobs = [
+            {
+                "url": f"{self.urls[n % len(self.urls)]}/v2/messages",
+                "token": chats[p.chat],
+                "body": {"chatId": p.chat, "content": f"bench {p.client_id}", "clientMessageId": p.client_id},
+            }
+            for n, p in enumerate(planned)
+        ]
+        line = json.dumps({"rate": rate, "maxInFlight": MAX_IN_FLIGHT, "posts": jobs}) + "\n"
+        self.node.stdin.write(line.encode())
+        await self.node.stdin.drain()
+        answer = json.loads(await self.node.stdout.readline())
+        posts = []
+        for p, (status, sent_ms, answered_ms) in zip(planned, answer["results"], strict=True):
+            if status == 0:
+                continue  # skipped by the generator
+            p.status, p.sent, p.answered = status, sent_ms / 1000, answered_ms / 1000
+            posts.append(p)
+        return posts, total - len(posts), answer["offeredMs"] / 1000
+
     async def read(self, url: str, who: str, timeout: float = 120.0) -> Any:
         """A GET that waits out a backlog (503) instead of failing the report."""
         deadline = time.monotonic() + timeout
         while True:
-            status, body = await self.request("GET", url, who)
+            status, body = await self.setup_request("GET", url, who)
             if status == 200:
                 return body
             if status != 503 or time.monotonic() > deadline:
@@ -231,23 +290,28 @@ class Bench:
         if profiler is not None:
             profiler.start(seconds)
         metrics_before = await self.service_metrics()
+        cpu_before = self.cpu()
         started = time.perf_counter()
-        for n in range(total):
-            due = started + n / rate
-            delay = due - time.perf_counter()
-            if delay > TICK:
-                await asyncio.sleep(delay)
-            if in_flight[0] >= MAX_IN_FLIGHT:
-                skipped += 1
-                continue
-            chat = chat_ids[n % len(chat_ids)]
-            p = Post(chat, f"{name}-{n}-{uuid.uuid4().hex[:6]}", time.perf_counter())
-            posts.append(p)
-            in_flight[0] += 1
-            tasks.append(asyncio.create_task(self.post(p, self.urls[n % len(self.urls)], chats[chat], in_flight)))
-        offered_s = time.perf_counter() - started
-        await asyncio.gather(*tasks)
+        if self.node is not None:
+            posts, skipped, offered_s = await self.post_with_node(name, chats, total, rate)
+        else:
+            for n in range(total):
+                due = started + n / rate
+                delay = due - time.perf_counter()
+                if delay > TICK:
+                    await asyncio.sleep(delay)
+                if in_flight[0] >= MAX_IN_FLIGHT:
+                    skipped += 1
+                    continue
+                chat = chat_ids[n % len(chat_ids)]
+                p = Post(chat, f"{name}-{n}-{uuid.uuid4().hex[:6]}", time.perf_counter())
+                posts.append(p)
+                in_flight[0] += 1
+                tasks.append(asyncio.create_task(self.post(p, self.urls[n % len(self.urls)], chats[chat], in_flight)))
+            offered_s = time.perf_counter() - started
+            await asyncio.gather(*tasks)
         answered_s = time.perf_counter() - started
+        cpu_after = self.cpu()
         profile = profiler.stop() if profiler is not None else None
 
         # let whatever is still queued or in hand land (or expire), so the checks see the final state
@@ -298,6 +362,7 @@ class Bench:
             "other_errors": len(posts) - expected - len(refused),
             "other_statuses": dict(Counter(p.status for p in posts if p.status not in (201, 503))),
             "via": "rpc" if self.rpc is not None else "http",
+            "generator": "node" if self.node is not None else "python",
             "latency_p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
             "latency_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
             "all_answers_p99_ms": round(percentile(all_latencies, 0.99) * 1000, 1),
@@ -309,11 +374,22 @@ class Bench:
             "delivered_once_both_replicas": delivered_once,
             "delivered_in_seq_order": in_order,
             "group_commit": group_commit,
+            "cpu_ms_per_accepted": cpu_per_message(cpu_before, cpu_after, expected),
+            "cpu_cores_busy": {k: round((cpu_after[k] - v) / answered_s, 2) for k, v in cpu_before.items()},
         }
         if profile is not None:
             result["profile"] = profile
         print(json.dumps({k: v for k, v in result.items() if k != "profile"}))
         return result
+
+
+def cpu_per_message(before: dict[str, float], after: dict[str, float], messages: int) -> dict[str, float]:
+    """CPU milliseconds each process spent per accepted message from the first post to the last answer."""
+    if not messages:
+        return {}
+    out = {name: round(1000 * (after[name] - spent) / messages, 2) for name, spent in before.items()}
+    out["total"] = round(sum(out.values()), 2)
+    return out
 
 
 def summarise_metrics(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -349,8 +425,10 @@ async def run(args: argparse.Namespace, stack: Stack, report: Callable[[dict], N
         if args.via == "rpc":
             rpc = RpcClient(broker, timeout=float(stack.config.env.get("RPC_TIMEOUT_SECONDS", 5.0)))
             await rpc.start()
-        bench = Bench(stack, http, broker, rpc)
+        bench = Bench(stack, http, broker, rpc, args.broker_pid)
         await bench.start()
+        if args.generator == "node" and args.via == "http":
+            await bench.start_node()
         plan = [("one", 1, r) for r in parse_rates(args.one)]
         plan += [("many", args.conversations, r) for r in parse_rates(args.many)]
         for kind, conversations, rate in plan:
@@ -377,8 +455,16 @@ def main() -> None:
     parser.add_argument(
         "--via", choices=("http", "rpc"), default="http", help="post through the gateways, or send commands directly"
     )
+    parser.add_argument(
+        "--generator",
+        choices=("python", "node"),
+        default="python",
+        help="who posts (--via http): this process, or bench/node/poster.js",
+    )
     parser.add_argument("--label", default="", help="a word for the report line (say: before, after)")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the stack's processes")
+    parser.add_argument("--broker-pid", type=int, default=0, help="the broker's process, to count its CPU too")
+    parser.add_argument("--amqp-url", default=StackConfig.amqp_url, help="the broker the stack uses")
     args = parser.parse_args()
     env = {
         "LOG_LEVEL": "WARNING",
@@ -391,6 +477,7 @@ def main() -> None:
         gateway_ports=[free_port(), free_port()],
         env=env,
         log_dir=str(REPORTS / "logs"),
+        amqp_url=args.amqp_url,
     )
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     label = args.label or when

@@ -14,7 +14,7 @@ from relay_devstack import Stack
 from bench.profile_summary import samples
 
 RATE = 100  # samples per second per process
-TARGETS = ("message", "gateway-0", "mongo")
+TARGETS = ("message-0", "gateway-0", "gateway-1", "mongo")  # service processes are named <service>-<index>
 # a sample counts once for each of these it passes through (inclusive time by layer)
 LAYERS = {
     "database wire (pymongo)": "pymongo/",
