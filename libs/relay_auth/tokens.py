@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -61,20 +62,22 @@ class TokenVerifier:
         self._clock = clock
         # a REST client sends the same token with every request: its signature and claims are checked once,
         # and only its expiry again (a principal is immutable; a token once valid stays so until it expires)
-        self._verified: OrderedDict[str, Principal] = OrderedDict()
+        # keyed by a digest, not the token: a JWT is ~0.3-1 KB and each socket's token would stay here
+        self._verified: OrderedDict[bytes, Principal] = OrderedDict()
 
     def verify(self, token: str) -> Principal:
         if not token or not isinstance(token, str):
             raise AuthError("AUTH_REQUIRED", "missing token")
-        principal = self._verified.get(token)
+        key = hashlib.blake2b(token.encode(), digest_size=32).digest()
+        principal = self._verified.get(key)
         if principal is not None:
             if principal.expires_at is not None and self._clock() > principal.expires_at + LEEWAY_SECONDS:
-                del self._verified[token]
+                del self._verified[key]
                 raise AuthError("TOKEN_EXPIRED", "token expired")
-            self._verified.move_to_end(token)
+            self._verified.move_to_end(key)
             return principal
         principal = self._verify(token)
-        self._verified[token] = principal
+        self._verified[key] = principal
         if len(self._verified) > VERIFIED_TOKENS:
             self._verified.popitem(last=False)
         return principal

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import pytest
 import socketio
 import uvicorn
 import websockets
@@ -32,8 +33,8 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(*, send_buffer: int = 4 << 20, deflate: bool = False) -> AsyncIterator[Server]:
-    sio = socketio.AsyncServer(async_mode="asgi", client_manager=FanoutEmit(), ping_interval=5, ping_timeout=5)
+async def serving(*, send_buffer: int = 4 << 20, deflate: bool = False, ping: float = 5) -> AsyncIterator[Server]:
+    sio = socketio.AsyncServer(async_mode="asgi", client_manager=FanoutEmit(), ping_interval=ping, ping_timeout=ping)
     sio.eio.sockets = SocketTable(send_buffer)
     sio.eio.create_queue = LeanQueue
     port = free_port()
@@ -206,3 +207,41 @@ async def test_a_stuck_client_is_disconnected_at_the_buffer_bound_and_the_others
         assert (REGISTRY.get_sample_value("relay_gateway_slow_consumers_total") or 0.0) == slow_before + 1
         await fast.disconnect()
         stuck.transport.abort()
+
+
+async def test_the_heartbeat_pings_every_socket_and_ends_one_that_stops_answering() -> None:
+    async with serving(ping=1) as server:
+        received: list[object] = []
+        alive = await client(server.url, ["websocket"], received)  # python-socketio answers every ping
+        quiet = await raw_socketio(server.url)  # reads, but never answers a ping
+        pings = 0
+        ended = False
+        try:
+            async with asyncio.timeout(15):
+                while True:
+                    frame = await quiet.recv()
+                    pings += frame == "2"
+        except websockets.ConnectionClosed:
+            ended = True
+        except TimeoutError:
+            pass
+        assert pings >= 1, "the server should have pinged the quiet client"
+        assert ended, "the server should have closed the connection of a client that never answered"
+        await until(lambda: "ping timeout" in server.disconnects.values())
+        assert alive.connected, "a client that answers its pings stays connected"
+        assert alive.get_sid() not in server.disconnects
+        await alive.disconnect()
+
+
+async def test_a_server_side_disconnect_ends_the_connection_even_if_the_client_keeps_it_open() -> None:
+    async with serving(ping=1) as server:
+        stubborn = await raw_socketio(server.url)  # will not close on Engine.IO's CLOSE packet
+        await until(lambda: len(server.sio.eio.sockets) == 1)
+        (sid,) = [s for s in server.sio.manager.get_participants("/", "room")]
+        await server.sio.disconnect(sid[0])
+        frames = []
+        with pytest.raises(websockets.ConnectionClosed):
+            async with asyncio.timeout(15):
+                while True:
+                    frames.append(await stubborn.recv())
+        assert "1" in frames or "41" in frames  # told it was disconnected before the connection went

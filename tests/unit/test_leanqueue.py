@@ -47,3 +47,24 @@ async def test_a_cancelled_getter_passes_its_wake_up_to_the_next_one() -> None:
     first.cancel()  # ... which is cancelled before it runs
     assert await asyncio.wait_for(second, 1) == "x"
     assert first.cancelled()
+
+
+async def test_lean_event_wakes_every_waiter_on_set_and_waits_again_after_clear() -> None:
+    from relay_gateway.leanqueue import LeanEvent
+
+    event = LeanEvent()
+    assert not event.is_set()
+    waiters = [asyncio.create_task(event.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    event.set()
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    assert await event.wait() is True  # set: returns at once
+    event.clear()
+    late = asyncio.create_task(event.wait())
+    await asyncio.sleep(0)
+    assert not late.done()
+    late.cancel()  # a cancelled waiter leaves nothing behind
+    await asyncio.gather(late, return_exceptions=True)
+    event.set()
+    assert event._waiters is None

@@ -18,7 +18,7 @@ from relay_gateway.ratelimit import RateLimiter
 from relay_gateway.settings import GatewaySettings
 
 
-@dataclass
+@dataclass(slots=True)
 class Connection:
     sid: str
     namespace: str

@@ -28,11 +28,18 @@ from socketio import packet as sio_packet
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from relay_gateway import metrics
+from relay_gateway.deadlines import Deadlines
 
 log = get_logger(__name__)
 
 TEXT, BINARY = 0x1, 0x2
-_PINGS: set[asyncio.Future[None]] = set()  # pings queued for polling sockets, kept until sent
+_BACKGROUND: set[asyncio.Future[None]] = set()  # pings to polling sockets, heartbeat closes: kept until done
+
+
+def _background(work: Any) -> None:
+    task = asyncio.ensure_future(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 def ws_frame(pkt: eio_packet.Packet) -> bytes:
@@ -71,6 +78,8 @@ class Flusher:
 
 
 FLUSHER = Flusher()
+# every socket's next ping or pong deadline (Engine.IO's heartbeat), one sweep a second
+HEARTBEAT: Deadlines[DirectSocket] = Deadlines(lambda socket: socket._heartbeat(), clock=time.monotonic)
 
 
 class FrameWriter:
@@ -137,22 +146,41 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             writer.flush()
 
     def schedule_ping(self) -> None:
-        # a timer per socket instead of Engine.IO's task sleeping through each ping interval
+        # the next ping a ping interval after the pong (as Engine.IO does), on the shared heartbeat
+        # instead of a task sleeping through each interval
         if self.last_ping:
             self.last_ping = None
-            asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping_now)
+            HEARTBEAT.set_in(self, self.server.ping_interval)
 
-    def _ping_now(self) -> None:
-        if self.closing or self.closed:
+    def _heartbeat(self) -> None:
+        """The socket's heartbeat deadline: send the next ping, or end a socket that went quiet."""
+        writer = self.writer
+        if self.closed:
+            # closed by the server but the client keeps the connection open: end it
+            if writer is not None:
+                writer.transport.abort()
+            return
+        if self.closing:
+            return
+        if self.last_ping:  # no pong within the ping timeout: the client is gone
+            self.server.logger.info("%s: Client is gone, closing socket", self.sid)
+            _background(self._end(self.server.reason.PING_TIMEOUT))
             return
         self.last_ping = time.time()
+        HEARTBEAT.set_in(self, self.server.ping_timeout)
         ping = eio_packet.Packet(eio_packet.PING)
-        if self.writer is not None:
-            self.writer.write(ws_frame(ping))
+        if writer is not None:
+            writer.write(ws_frame(ping))
         else:
-            task = asyncio.ensure_future(self.send(ping))
-            _PINGS.add(task)
-            task.add_done_callback(_PINGS.discard)
+            _background(self.send(ping))
+
+    async def _end(self, reason: Any) -> None:
+        # the CLOSE packet updates a half-open client; the transport goes either way
+        await self.close(wait=False, abort=False, reason=reason)
+        writer = self.writer
+        if writer is not None:
+            writer.flush()
+            writer.transport.abort()
 
     async def _websocket_handler(self, ws: Any) -> None:
         writer = frame_writer_for(ws, self.server.sockets.send_buffer_limit, self.sid)
@@ -172,6 +200,7 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         try:
             await self._read_loop(ws)
         finally:
+            HEARTBEAT.discard(self)
             self.writer = None
             writer.flush()
             await ws.close()
@@ -212,24 +241,25 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         return data
 
     async def _read_loop(self, ws: Any) -> None:
-        timeout = self.server.ping_interval + self.server.ping_timeout
+        # no timeout per read (a timer per idle connection): the heartbeat ends a socket that stops answering
         while True:
             try:
-                # a timer, not wait_for's extra task per wait: this is every idle connection's resting state
-                async with asyncio.timeout(timeout):
-                    data = await self._wait(ws)
+                data = await self._wait(ws)
             except (asyncio.CancelledError, Exception):
                 return
             if data is None:  # closed by the client
                 return
+            pkt: eio_packet.Packet | None = eio_packet.Packet(encoded_packet=data)
+            data = None
             try:
-                await self.receive(eio_packet.Packet(encoded_packet=data))
+                await self.receive(pkt)
             except eio_exceptions.UnknownPacketError:
                 pass
             except eio_exceptions.SocketIsClosedError:
                 return
             except Exception:
                 self.server.logger.exception("Unknown receive error")
+            pkt = None  # neither the last message nor its packet is held while the socket idles
 
 
 class SocketTable(dict[str, Any]):

@@ -8,7 +8,6 @@ session-cookie sockets (no `exp`) are not watched: their session lives in Redis.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +16,7 @@ from relay_contracts import ErrorCode, RelayError
 from relay_log import bound_contextvars, get_logger
 
 from relay_gateway.context import Connection, Gateway
+from relay_gateway.deadlines import Deadlines
 from relay_gateway.sockets.router import SocketRouter
 
 log = get_logger(__name__)
@@ -30,29 +30,25 @@ class Refresh(BaseModel):
 class ExpiryWatch:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
-        # a timer per socket, not a sleeping task: a task and its coroutine cost ~1.4 KB per connection
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        # one sweep for every socket's deadline, not a timer each (see deadlines.py)
+        self._deadlines: Deadlines[str] = Deadlines(self._start_expiry)
         self._expiring: set[asyncio.Task[None]] = set()
 
     async def watch(self, gw: Gateway, conn: Connection) -> None:
-        self._cancel(conn.sid)
         expires_at = conn.principal.expires_at if conn.principal is not None else None
-        if expires_at is not None:
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, expires_at - time.time())
-            self._timers[conn.sid] = loop.call_later(delay, self._start_expiry, conn)
+        if expires_at is None:
+            self._deadlines.discard(conn.sid)
+        else:
+            self._deadlines.set(conn.sid, expires_at)
 
     async def forget(self, gw: Gateway, conn: Connection) -> None:
-        self._cancel(conn.sid)
+        self._deadlines.discard(conn.sid)
 
-    def _cancel(self, sid: str) -> None:
-        timer = self._timers.pop(sid, None)
-        if timer is not None:
-            timer.cancel()
-
-    def _start_expiry(self, conn: Connection) -> None:
-        self._timers.pop(conn.sid, None)
-        task = asyncio.create_task(self._expire(conn), name=f"expiry-{conn.sid}")
+    def _start_expiry(self, sid: str) -> None:
+        conn = self.gw.connections.get(sid)
+        if conn is None:
+            return
+        task = asyncio.create_task(self._expire(conn), name=f"expiry-{sid}")
         self._expiring.add(task)
         task.add_done_callback(self._expiring.discard)
 

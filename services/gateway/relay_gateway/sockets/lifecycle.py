@@ -14,7 +14,7 @@ from socketio.exceptions import ConnectionRefusedError as SioRefused
 
 from relay_gateway import metrics
 from relay_gateway.context import Connection, Gateway
-from relay_gateway.identity import environ_headers, query_params
+from relay_gateway.identity import environ_headers, query_params, slim_environ
 from relay_gateway.rooms import scoped, tenant_room, user_room
 from relay_gateway.sockets.router import SocketRouter
 from relay_gateway.speaks import hinted
@@ -54,8 +54,7 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
     for namespace in namespaces:
 
         async def connect(sid: str, environ: dict[str, Any], auth: Any = None, *, namespace: str = namespace) -> None:
-            # the request body reader (a class made per request, ~3 KB) is never read after the handshake
-            environ.pop("wsgi.input", None)
+            slim_environ(environ)
             headers = environ_headers(environ)
             query = query_params(environ.get("QUERY_STRING", ""))
             try:
