@@ -27,7 +27,11 @@ function open(url, token) {
     timeout: plan.timeoutMs,
   });
   for (const event of PRESENCE_EVENTS) {
-    socket.on(event, () => { received[event] += 1; lastDelivery = now(); });
+    socket.on(event, () => {
+      received[event] += 1;
+      lastDelivery = now();
+      if (!isMainThread) parentPort.postMessage({ delivered: lastDelivery }); // the storm waits for it to settle
+    });
   }
   return socket;
 }
@@ -66,7 +70,13 @@ if (!isMainThread) {
   await new Promise(() => {}); // connected until 'close'
 }
 const pingerThread = new Worker(new URL(import.meta.url), { argv: process.argv.slice(2) });
-await new Promise((resolve, reject) => { pingerThread.once('message', resolve); pingerThread.once('error', reject); });
+pingerThread.on('message', ({ delivered }) => { if (delivered) lastDelivery = Math.max(lastDelivery, delivered); });
+const fromPinger = (key) => new Promise((resolve, reject) => {
+  const take = (message) => { if (key in message) { pingerThread.off('message', take); resolve(message); } };
+  pingerThread.on('message', take);
+  pingerThread.once('error', reject);
+});
+await fromPinger('ready');
 await new Promise((r) => setTimeout(r, 300));
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
@@ -107,7 +117,7 @@ const done = plan.tokens.map((token, i) => new Promise((resolve) => {
 await Promise.all(done);
 const stormMs = now() - started;
 loopDelay.disable();
-const pinged = new Promise((resolve) => pingerThread.once('message', resolve));
+const pinged = fromPinger('acks');
 pingerThread.postMessage('stop');
 const { acks } = await pinged;
 const startedWall = Date.now() - (now() - started);
@@ -121,7 +131,7 @@ while (now() - Math.max(lastDelivery, settleStart) < plan.settleMs && now() - se
 }
 const drainedMs = Math.max(lastDelivery, started) - started;
 for (const socket of sockets) socket.close();
-const pingerSaw = new Promise((resolve) => pingerThread.once('message', resolve));
+const pingerSaw = fromPinger('received');
 pingerThread.postMessage('close');
 for (const [event, n] of Object.entries((await pingerSaw).received)) received[event] += n;
 console.log(JSON.stringify({
