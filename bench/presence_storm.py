@@ -164,6 +164,9 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         "other_user_ack_p50_ms": seen["ackP50Ms"],
         "other_user_ack_p99_ms": seen["ackP99Ms"],
         "other_user_ack_max_ms": seen["ackMaxMs"],
+        "other_user_slow_acks": seen["slowPings"],  # [wall-clock ms, rtt ms] of acks over 50 ms
+        "client_loop_delay_p99_ms": seen["clientLoopDelayP99Ms"],
+        "client_loop_delay_max_ms": seen["clientLoopDelayMaxMs"],
         "deliveries": deliveries,
         "deliveries_by_event": seen["received"],
         "deliveries_per_transition": round(deliveries / transitions, 1),
@@ -189,11 +192,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway-0 and presence processes")
     parser.add_argument("--dialect", default=None, help="handshake hint every storm socket sends (auth.dialect)")
     parser.add_argument("--hello", default=None, help="an event each storm socket sends first, e.g. get-active-users")
+    parser.add_argument("--amqp-url", default=StackConfig.amqp_url, help="the broker the stack uses")
     args = parser.parse_args()
     if not (NODE_DIR / "node_modules" / "socket.io-client").exists():
         sys.exit("the Node load generator is not installed: task install:bench")
     config = StackConfig(
         instance=f"bench-{uuid.uuid4().hex[:6]}",
+        amqp_url=args.amqp_url,
         gateway_ports=[free_port(), free_port()],
         env={"LOG_LEVEL": "WARNING", "JWT_SECRET": DEV_JWT_SECRET, "RATE_LIMITS": "join=off,rest_write=off"},
         log_dir=str(REPORTS / "logs"),

@@ -6,6 +6,8 @@
 // plan: {urls, tokens, chatId, pingerToken, pingEveryMs, timeoutMs, settleMs, join: "chat:join" | null,
 //        hello: event a socket sends right after connecting (its dialect) or null}
 import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { io } from 'socket.io-client';
 
 const PRESENCE_EVENTS = [
@@ -25,7 +27,11 @@ function open(url, token) {
     timeout: plan.timeoutMs,
   });
   for (const event of PRESENCE_EVENTS) {
-    socket.on(event, () => { received[event] += 1; lastDelivery = now(); });
+    socket.on(event, () => {
+      received[event] += 1;
+      lastDelivery = now();
+      if (!isMainThread) parentPort.postMessage({ delivered: lastDelivery }); // the storm waits for it to settle
+    });
   }
   return socket;
 }
@@ -40,23 +46,40 @@ function percentile(values, q) {
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] * 100) / 100;
 }
 
-// the other user: connected before the storm, pings with acks throughout
-const pinger = open(plan.urls[0], plan.pingerToken);
-await new Promise((resolve, reject) => { pinger.on('connect', resolve); pinger.on('connect_error', reject); });
-const rtts = [];
-let pinging = true;
-const pingLoop = (async () => {
+// the other user: its own client, so on its own event loop (a worker thread) — sharing the storm's loop, its
+// acks would wait behind the load generator opening 1,000 sockets
+if (!isMainThread) {
+  const pinger = open(plan.urls[0], plan.pingerToken);
+  await new Promise((resolve, reject) => { pinger.on('connect', resolve); pinger.on('connect_error', reject); });
+  const acks = []; // [wall-clock ms when sent, rtt ms]
+  let pinging = true;
+  parentPort.on('message', (message) => {
+    if (message === 'stop') pinging = false; // the storm is over: report the acks
+    else { pinger.close(); parentPort.postMessage({ received }); process.exit(0); } // settled: report deliveries
+  });
+  parentPort.postMessage({ ready: true });
   while (pinging) {
     const sent = now();
+    const sentWall = Date.now();
     const ack = await acked(pinger, 'ping', {});
-    if (ack) rtts.push(now() - sent);
+    if (ack) acks.push([sentWall, now() - sent]);
     const wait = plan.pingEveryMs - (now() - sent);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
-})();
+  parentPort.postMessage({ acks });
+  await new Promise(() => {}); // connected until 'close'
+}
+const pingerThread = new Worker(new URL(import.meta.url), { argv: process.argv.slice(2) });
+pingerThread.on('message', ({ delivered }) => { if (delivered) lastDelivery = Math.max(lastDelivery, delivered); });
+const fromPinger = (key) => new Promise((resolve, reject) => {
+  const take = (message) => { if (key in message) { pingerThread.off('message', take); resolve(message); } };
+  pingerThread.on('message', take);
+  pingerThread.once('error', reject);
+});
+await fromPinger('ready');
 await new Promise((r) => setTimeout(r, 300));
-const before = rtts.length;
-
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 const started = now();
 let joined = 0;
 let failed = 0;
@@ -93,9 +116,13 @@ const done = plan.tokens.map((token, i) => new Promise((resolve) => {
 }));
 await Promise.all(done);
 const stormMs = now() - started;
-const stormRtts = rtts.slice(before);
-pinging = false;
-await pingLoop;
+loopDelay.disable();
+const pinged = fromPinger('acks');
+pingerThread.postMessage('stop');
+const { acks } = await pinged;
+const startedWall = Date.now() - (now() - started);
+const stormAcks = acks.filter(([at]) => at >= startedWall && at <= startedWall + stormMs);
+const stormRtts = stormAcks.map(([, rtt]) => rtt);
 
 // presence still arriving after the last join belongs to the storm: wait until it has been quiet
 const settleStart = now();
@@ -104,7 +131,9 @@ while (now() - Math.max(lastDelivery, settleStart) < plan.settleMs && now() - se
 }
 const drainedMs = Math.max(lastDelivery, started) - started;
 for (const socket of sockets) socket.close();
-pinger.close();
+const pingerSaw = fromPinger('received');
+pingerThread.postMessage('close');
+for (const [event, n] of Object.entries((await pingerSaw).received)) received[event] += n;
 console.log(JSON.stringify({
   sockets: plan.tokens.length,
   joined,
@@ -116,6 +145,10 @@ console.log(JSON.stringify({
   ackP50Ms: percentile(stormRtts, 0.5),
   ackP99Ms: percentile(stormRtts, 0.99),
   ackMaxMs: percentile(stormRtts, 1),
+  // the load generator's own event loop (the storm's sockets; the pinger has its own)
+  clientLoopDelayP99Ms: Math.round(loopDelay.percentile(99) / 1e4) / 100,
+  clientLoopDelayMaxMs: Math.round(loopDelay.max / 1e4) / 100,
+  slowPings: stormAcks.filter(([, rtt]) => rtt > 50).map(([at, rtt]) => [at, Math.round(rtt)]),
   received,
   clientStates: seenStates,
 }));

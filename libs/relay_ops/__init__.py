@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
@@ -28,6 +29,11 @@ CLOSE_SECONDS = 15.0  # then exit anyway: the broker requeues whatever was not a
 def run_process(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run a Relay process's main coroutine on uvloop (asyncio.run would keep the default loop: uvicorn
     applies its `loop` setting only when it owns the loop)."""
+    # What the imports left (~85k objects in a gateway) lives as long as the process: freeze it out of the
+    # collector's reach, so a full collection walks only the objects made since. Mid-storm, full collections over
+    # everything stalled a gateway's loop for 100-500 ms (bench/reports/presence.md, "What the ack p99 was").
+    gc.collect()
+    gc.freeze()
     uvloop.run(main())
 
 
