@@ -189,6 +189,7 @@ def write_report(result: dict[str, Any], label: str) -> None:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     config = StackConfig(
+        drop_topology=True,
         instance=f"bench-mem-{os.getpid()}",
         gateway_ports=[],
         env={"LOG_LEVEL": "WARNING", "JWT_SECRET": DEV_JWT_SECRET},

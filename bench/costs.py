@@ -253,6 +253,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     proxy_port = await proxy.start()
     instance = f"costs-{uuid.uuid4().hex[:8]}"
     config = StackConfig(
+        drop_topology=True,
         instance=instance,
         gateway_ports=[free_port(), free_port()],
         redis_url=redis_server.url,

@@ -473,6 +473,7 @@ def main() -> None:
     }
     env.update(dict(kv.split("=", 1) for kv in args.env))
     config = StackConfig(
+        drop_topology=True,
         instance=f"bench-{uuid.uuid4().hex[:6]}",
         gateway_ports=[free_port(), free_port()],
         env=env,

@@ -197,6 +197,7 @@ def main() -> None:
     if not (NODE_DIR / "node_modules" / "socket.io-client").exists():
         sys.exit("the Node load generator is not installed: task install:bench")
     config = StackConfig(
+        drop_topology=True,
         instance=f"bench-{uuid.uuid4().hex[:6]}",
         amqp_url=args.amqp_url,
         gateway_ports=[free_port(), free_port()],

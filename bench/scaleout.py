@@ -35,6 +35,7 @@ REPORTS = Path(__file__).parent / "reports"
 
 async def run(instances: int, chats: int, posters: int, seconds: float) -> dict[str, Any]:
     config = StackConfig(
+        drop_topology=True,
         instance=f"b-scale-{uuid.uuid4().hex[:8]}",
         gateway_ports=[free_port(), free_port()],
         services=("message",),

@@ -26,6 +26,36 @@ def available_services() -> tuple[str, ...]:
     return tuple(s for s in ("message", "presence", "order") if installed(f"relay_{s}"))
 
 
+def drop_topology(amqp_url: str, instance: str) -> None:
+    """Delete a Relay instance's exchanges and queues on the broker (callable inside a running loop too)."""
+    import asyncio
+    import threading
+
+    from relay_broker import Broker, Topology
+
+    async def drop() -> None:
+        broker = Broker(amqp_url, Topology(instance))
+        await broker.connect()
+        try:
+            await broker.delete_topology()
+        finally:
+            await broker.close()
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(drop())
+        except BaseException as exc:  # reported to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"drop-topology-{instance}")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -44,6 +74,9 @@ class StackConfig:
     mongo_data_dir: str | None = None  # None: a temporary directory removed at stop
     log_dir: str | None = None  # None: children log to this process's stdout
     env: dict[str, str] = field(default_factory=dict)
+    # a throwaway instance (tests, benchmarks): its broker exchanges and durable queues are deleted at
+    # stop; left behind, each stack's 25 quorum queues pile up until the broker runs out of file handles
+    drop_topology: bool = False
 
 
 @dataclass
@@ -241,6 +274,8 @@ class Stack:
             if proc.log:
                 proc.log.close()
         self.procs.clear()
+        if self.config.drop_topology:
+            drop_topology(self.config.amqp_url, self.config.instance)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

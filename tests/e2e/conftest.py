@@ -3,14 +3,12 @@ two gateway replicas."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
-from relay_broker import Broker, Topology
 from relay_devstack import Stack, StackConfig
 from relay_devstack.stack import free_port
 from relay_sdk import RelayClient, RelaySocket
@@ -19,13 +17,6 @@ from tests.conftest import SECRET
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-async def _drop_topology(instance: str) -> None:
-    broker = Broker(AMQP_URL, Topology(instance))
-    await broker.connect()
-    await broker.delete_topology()
-    await broker.close()
 
 
 @contextmanager
@@ -53,15 +44,12 @@ def relay_stack(
         mongo_url=mongo_url,
         log_dir=str(log_dir),
         env={"JWT_SECRET": SECRET, "GATEWAY_DRAIN_SECONDS": "1", **(env or {})},
+        drop_topology=drop_topology,
     )
     if services is not None:
         config.services = services
-    try:
-        with Stack(config) as running:
-            yield running
-    finally:
-        if drop_topology:
-            asyncio.run(_drop_topology(instance))
+    with Stack(config) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
