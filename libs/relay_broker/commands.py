@@ -50,6 +50,7 @@ async def serve_commands(
     once and the command is dropped (the caller retries with its idempotency key); a command nobody
     waits for goes back to the queue after a pause and lands when the dependency returns.
     """
+
     async def reply(message: AbstractIncomingMessage, body: dict[str, Any]) -> None:
         channel = broker.reply_channel or broker.channel
         if message.reply_to and channel is not None:
