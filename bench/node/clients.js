@@ -25,7 +25,8 @@ async function connectAll() {
     const wave = [];
     for (let j = i; j < Math.min(cfg.count, i + batch); j++) {
       const url = cfg.urls[j % cfg.urls.length] + (cfg.namespace || "/");
-      const opts = { transports: ["websocket"], forceNew: true, reconnection: false };
+      // the fan-out is measured, not the connect storm: 5,000 handshakes at once may take a while
+      const opts = { transports: ["websocket"], forceNew: true, reconnection: false, timeout: 120000 };
       if (cfg.tokens) opts.auth = { token: cfg.tokens[j] };
       if (cfg.roomList) opts.query = { room: cfg.roomList[j] };
       const s = io(url, opts);

@@ -21,6 +21,7 @@ from relay_broker.lanes import partition_of
 log = get_logger(__name__)
 
 COMMAND_DELIVERY_LIMIT = 5
+CONNECT_TIMEOUT_SECONDS = 10.0  # one attempt to reach a node (TCP and AMQP handshake)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,10 @@ class Broker:
                 urls[start:] + urls[:start], client_properties={"connection_name": self.topology.prefix}
             )
             try:
-                await connection.connect()
+                # the timeout holds for every later reconnection attempt too: without one, an attempt whose
+                # node accepts TCP but never finishes the AMQP handshake (a cluster node busy with the loss
+                # of another) waits forever, and the process never moves on to the next node
+                await connection.connect(timeout=CONNECT_TIMEOUT_SECONDS)
                 break
             except (aio_pika.exceptions.AMQPError, OSError):
                 if start == len(urls) - 1:

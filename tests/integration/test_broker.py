@@ -11,6 +11,8 @@ from relay_broker.lanes import partition_of
 from relay_contracts import Envelope, ErrorCode, RelayError
 from relay_contracts.envelope import Actor
 
+from tests.integration.conftest import AMQP_URL
+
 
 def command(type_: str, **data) -> Envelope:
     return Envelope(type=type_, tenant="acme", correlationId="corr-it", actor=Actor(userId="u1"), data=data)
@@ -170,3 +172,34 @@ async def test_publish_fails_loudly_when_the_broker_is_gone(broker: Broker):
     with pytest.raises((aio_pika.exceptions.AMQPError, RuntimeError, ConnectionError)):
         await broker.publish_command(command("test.echo", text="lost?"))
     await broker.connect()  # fixture teardown needs a live connection
+
+
+async def test_a_node_that_accepts_but_never_speaks_amqp_is_passed_over(monkeypatch: pytest.MonkeyPatch):
+    """A cluster node busy with the loss of another can take the TCP connection and never finish the AMQP
+    handshake: the attempt must time out and the process move on to the next node listed, not wait forever."""
+    import uuid
+
+    from relay_broker import Topology
+    from relay_broker import broker as broker_module
+
+    monkeypatch.setattr(broker_module, "CONNECT_TIMEOUT_SECONDS", 1.0)
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # keep the connection open, say nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    urls = f"amqp://guest:guest@127.0.0.1:{port}/,{AMQP_URL}"
+    b = Broker(urls, Topology(f"it-silent-{uuid.uuid4().hex[:8]}"))
+    try:
+        async with asyncio.timeout(20):
+            await b.connect()
+        assert held, "the silent node was tried first"
+        assert b.is_connected
+        await b.delete_topology()
+    finally:
+        await b.close()
+        for writer in held:
+            writer.close()
+        server.close()
