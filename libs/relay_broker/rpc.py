@@ -9,8 +9,11 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from relay_contracts import Envelope, ErrorCode, RelayError
+from relay_log import get_logger
 
 from relay_broker.broker import Broker
+
+log = get_logger(__name__)
 
 # loop passes a reply takes from this process's socket to its waiting caller (read, frame, dispatch, set)
 REPLY_HOPS = 8
@@ -64,7 +67,7 @@ class RpcClient:
         try:
             await self._broker.publish_command(envelope)
         except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-            raise RelayError(ErrorCode.UNAVAILABLE, "message broker unavailable") from exc
+            raise _unavailable(envelope, exc) from exc
 
     async def call(self, envelope: Envelope, *, timeout: float | None = None) -> Any:
         """Send a command and return its reply's `data`, or raise the RelayError it answered."""
@@ -81,7 +84,7 @@ class RpcClient:
             try:
                 await self._broker.publish_command(envelope, reply_to=self._queue.name, expiration=lifetime)
             except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-                raise RelayError(ErrorCode.UNAVAILABLE, "message broker unavailable") from exc
+                raise _unavailable(envelope, exc) from exc
             try:
                 reply = await asyncio.wait_for(asyncio.shield(future), wait)
             except TimeoutError as exc:
@@ -93,3 +96,9 @@ class RpcClient:
         if reply.get("ok"):
             return reply.get("data")
         raise RelayError.from_dict(reply.get("error") or {})
+
+
+def _unavailable(envelope: Envelope, exc: BaseException) -> RelayError:
+    """The caller hears UNAVAILABLE; the log keeps why the publish failed (closed channel, nack, ...)."""
+    log.warning("rpc.publish_failed", command=envelope.type, error=type(exc).__name__, detail=str(exc)[:300])
+    return RelayError(ErrorCode.UNAVAILABLE, "message broker unavailable")
