@@ -166,7 +166,13 @@ class RelaySystem:
             drop_topology=True,
             instance=key,
             gateway_ports=[free_port(), free_port()],
-            env={"LOG_LEVEL": "WARNING", "JWT_SECRET": DEV_JWT_SECRET},
+            env={
+                "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+                "JWT_SECRET": DEV_JWT_SECRET,
+                # the reference has no presence: agents here see none either, or every connect of a
+                # 5,000-socket shape is announced to the other 4,999 and the bench measures that storm
+                "PRESENCE_VISIBLE_ROLES": "admin",
+            },
             log_dir=str(log_dir),
         )
         stack = await asyncio.to_thread(lambda: Stack(config).start())

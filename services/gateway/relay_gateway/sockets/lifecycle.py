@@ -85,7 +85,7 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
             user = principal.public() if principal else None
             await gw.reply(conn, "connected", {"message": "Connected", "user": user, "timestamp": utcnow_iso()})
 
-        async def disconnect(sid: str, *_: Any, namespace: str = namespace) -> None:
+        async def disconnect(sid: str, *why: Any, namespace: str = namespace) -> None:
             conn = gw.connections.pop(sid, None)
             await gw.delivery.interest.remove_all(sid)
             if conn is not None:
@@ -95,7 +95,10 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
                     except Exception:
                         log.exception("socket.disconnect_hook_failed", sid=sid)
                 metrics.CONNECTIONS.labels(gw.settings.replica_id, namespace).dec()
-                log.info("socket.disconnected", sid=sid, seconds=round(time.time() - conn.connected_at, 3))
+                reason = str(why[0]) if why else None  # python-socketio: client/server disconnect, ping timeout, ...
+                log.info(
+                    "socket.disconnected", sid=sid, seconds=round(time.time() - conn.connected_at, 3), reason=reason
+                )
 
         async def unhandled(event: str, sid: str, *_: Any) -> dict[str, Any] | None:
             # an event no feature handles: an anonymous socket still learns it must authenticate
