@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,7 +85,7 @@ def start_profilers(stack: Stack, names: list[str], out: Path) -> list[tuple[str
                 "record",
                 "--nonblocking",
                 "-r",
-                "50",
+                os.environ.get("STORM_PROFILE_RATE", "50"),
                 "-f",
                 "raw",
                 "-o",
@@ -110,6 +111,10 @@ def stop_profilers(running: list[tuple[str, subprocess.Popen[bytes], Path]]) -> 
             proc.kill()
         if path.exists():
             summaries[name] = summarize(path.read_text())
+            keep = os.environ.get("STORM_PROFILE_DIR")  # keep the raw profiles (py-spy --format raw) there
+            if keep:
+                Path(keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, Path(keep) / path.name)
     return summaries
 
 
