@@ -138,9 +138,7 @@ async def test_a_caller_whose_handler_claimed_first_waits_for_the_reply_instead_
     assert len(writer.written) == 1
 
 
-async def test_a_claimed_command_whose_handler_died_is_applied_by_its_redelivery(
-    broker: Broker, claims: RedisClaims
-):
+async def test_a_claimed_command_whose_handler_died_is_applied_by_its_redelivery(broker: Broker, claims: RedisClaims):
     writer = Writer(claims)
     writer.fail_once_after_claim = True
     await serve_commands(broker, "message", ["test.#"], {"test.write": writer}, claims=claims)
