@@ -12,6 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 from relay_contracts import Envelope, ErrorCode, RelayError
+from relay_contracts.claims import Claims, Want
 from relay_contracts.deadline import expired_error
 from relay_log import bound_contextvars, get_logger
 
@@ -30,6 +31,16 @@ def _validation_error(exc: ValidationError) -> RelayError:
     return RelayError(ErrorCode.VALIDATION_ERROR, f"{field or 'body'}: {first.get('msg')}", field=field or None)
 
 
+async def _claimed(claims: Claims | None, envelope: Envelope) -> bool:
+    """Whether a handler claimed this command before (a redelivery of a claimed command must be applied)."""
+    if claims is None:
+        return False
+    try:
+        return (await claims.claim([Want(envelope.id, start=False)]))[0]
+    except RelayError:
+        return False  # the store is down: the handler could not claim it now either
+
+
 async def serve_commands(
     broker: Broker,
     service: str,
@@ -39,13 +50,16 @@ async def serve_commands(
     observe: Observer | None = None,
     transient: tuple[type[BaseException], ...] = (),
     transient_backoff_seconds: float = 1.0,
+    claims: Claims | None = None,
 ) -> LaneConsumer:
     """Consume the service's command lanes (`routing_keys` bound in each); each message's type picks
     its handler. Returns the running `LaneConsumer`: `stop()` it to leave gracefully (it lets the
     commands in hand finish).
 
     A command past its `expiresAt` is dropped without running its handler: its caller has been
-    answered UNAVAILABLE, which means "not applied" (SPEC §7). `transient` names the errors of a
+    answered UNAVAILABLE, which means "not applied" (SPEC §7) — unless it comes back redelivered and
+    `claims` say a handler claimed it `applied` before (then that handler died before its ack: the
+    handler runs again and its write, idempotent, lands once; relay_contracts.claims). `transient` names the errors of a
     dependency that is down (say, the database): a caller who waits is answered `UNAVAILABLE` at
     once and the command is dropped (the caller retries with its idempotency key); a command nobody
     waits for goes back to the queue after a pause and lands when the dependency returns.
@@ -75,7 +89,7 @@ async def serve_commands(
                 log.error("command.unknown_type")
                 await message.reject(requeue=False)
                 return
-            if envelope.expired():
+            if envelope.expired() and not (message.redelivered and await _claimed(claims, envelope)):
                 # info: under overload there are many; the metric (outcome "expired") counts them all
                 log.info("command.expired", expires_at=envelope.expiresAt, redelivered=message.redelivered)
                 await reply(message, {"ok": False, "error": expired_error(envelope).to_dict()})

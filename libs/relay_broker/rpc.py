@@ -8,12 +8,23 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from prometheus_client import Counter
 from relay_contracts import Envelope, ErrorCode, RelayError
+from relay_contracts.claims import APPLIED, CANCELLED, Claims
 from relay_log import get_logger
 
 from relay_broker.broker import Broker
 
 log = get_logger(__name__)
+
+# after the timer, how long a caller waits for the reply of a command its handler claimed `applied`
+CLAIMED_WAIT_SECONDS = 30.0
+CLAIM_RETRY_SECONDS = 1.0  # while the claims store cannot be reached, how often the caller asks again
+
+CLAIMED_LATE = Counter(
+    "relay_rpc_claimed_late_total",
+    "Calls whose timer fired after their handler had claimed the command: answered when the reply came, not 503",
+)
 
 # loop passes a reply takes from this process's socket to its waiting caller (read, frame, dispatch, set)
 REPLY_HOPS = 8
@@ -31,21 +42,38 @@ async def _received_late(future: asyncio.Future[dict[str, Any]]) -> bool:
 
 class RpcClient:
     """`call` waits `timeout` for the answer. The command expires `settle` seconds (default and at most half
-    the timeout) before that (AMQP expiration and `expiresAt`): a handler refuses it after its deadline, and
-    a write it began just in time has `settle` seconds for its answer to come back. So a caller answered
-    UNAVAILABLE at the timeout was told the truth: nothing was applied (SPEC §7).
+    the timeout) before that (`expiresAt`): a handler refuses it after its deadline.
+
+    When the timer fires without a reply, the caller and the handler settle the race by claims
+    (relay_contracts.claims): the caller claims the command `cancelled`; if that wins it answers UNAVAILABLE
+    and no handler will apply it (SPEC §7: UNAVAILABLE means not applied). If a handler claimed it `applied`
+    first, the caller keeps waiting for the reply, up to `claimed_wait` more seconds; if even then no reply has
+    come (the handler's process died and the command waits for its redelivery), the caller is answered
+    INTERNAL with `outcome: "unknown"`: the command may be applied, and a retry with the same idempotency key
+    (`clientMessageId`, `Idempotency-Key`) tells which. When the claims store cannot be reached the caller
+    cannot know either: it keeps trying to cancel while it waits, and never answers UNAVAILABLE unless its
+    cancel wins. Without `claims` the timer answers UNAVAILABLE on its own (the deadline alone guards it).
 
     At most `max_in_flight` calls wait at once; more are answered UNAVAILABLE at once, unsent. An overloaded
     process sheds load instead of queueing it: a backlog would make answers come back later than their
     callers' timeouts."""
 
     def __init__(
-        self, broker: Broker, *, timeout: float = 5.0, settle: float | None = None, max_in_flight: int = 512
+        self,
+        broker: Broker,
+        *,
+        timeout: float = 5.0,
+        settle: float | None = None,
+        max_in_flight: int = 512,
+        claims: Claims | None = None,
+        claimed_wait: float = CLAIMED_WAIT_SECONDS,
     ) -> None:
         self._broker = broker
         self._timeout = timeout
         self._settle = settle
         self._max_in_flight = max_in_flight
+        self._claims = claims
+        self._claimed_wait = claimed_wait
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._queue: AbstractQueue | None = None
 
@@ -79,23 +107,68 @@ class RpcClient:
         wait = timeout or self._timeout
         lifetime = wait - min(self._settle or wait, wait / 2)
         envelope = envelope.expiring_in(lifetime)
+        # with claims, a command claimed just before its deadline must outlive it in the queue: if its handler
+        # dies, the redelivery applies it (the broker would drop it at its expiration)
+        expiration = lifetime if self._claims is None else wait + self._claimed_wait
         self._pending[envelope.id] = future
         try:
             try:
-                await self._broker.publish_command(envelope, reply_to=self._queue.name, expiration=lifetime)
+                await self._broker.publish_command(envelope, reply_to=self._queue.name, expiration=expiration)
             except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
                 raise _unavailable(envelope, exc) from exc
             try:
                 reply = await asyncio.wait_for(asyncio.shield(future), wait)
             except TimeoutError as exc:
-                if not await _received_late(future):
+                if await _received_late(future):
+                    reply = future.result()
+                elif self._claims is None:
                     raise RelayError(ErrorCode.UNAVAILABLE, f"{envelope.type} timed out") from exc
-                reply = future.result()
+                else:
+                    reply = await self._settle_by_claim(envelope, future, self._claims)
         finally:
             self._pending.pop(envelope.id, None)
         if reply.get("ok"):
             return reply.get("data")
         raise RelayError.from_dict(reply.get("error") or {})
+
+    async def _settle_by_claim(
+        self, envelope: Envelope, future: asyncio.Future[dict[str, Any]], claims: Claims
+    ) -> dict[str, Any]:
+        """The timer fired with no reply: UNAVAILABLE only if our `cancelled` claim holds; else wait on."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._claimed_wait
+        fate: str | None = None
+        while True:
+            if fate != APPLIED:
+                try:
+                    fate = await claims.cancel(envelope.id)
+                except Exception as exc:  # the store is down: the fate is unknown, ask again while waiting
+                    log.warning("rpc.claim_unreachable", command=envelope.type, error=type(exc).__name__)
+                    fate = None
+            if future.done():  # a reply that came meanwhile is the truth, whatever the claim says
+                return future.result()
+            if fate == CANCELLED:
+                raise RelayError(ErrorCode.UNAVAILABLE, f"{envelope.type} timed out; nothing was changed")
+            remaining = give_up - loop.time()
+            if remaining <= 0:
+                break
+            if fate == APPLIED:
+                CLAIMED_LATE.inc()
+            try:
+                # an applied claim: its reply is on its way; an unknown fate: ask the store again soon
+                return await asyncio.wait_for(
+                    asyncio.shield(future), remaining if fate == APPLIED else min(remaining, CLAIM_RETRY_SECONDS)
+                )
+            except TimeoutError:
+                continue
+        log.error("rpc.outcome_unknown", command=envelope.type, claim=fate or "unreachable")
+        raise RelayError(
+            ErrorCode.INTERNAL,
+            f"{envelope.type} was taken but its result did not come back in time; it may be applied: "
+            "retry with the same idempotency key to learn its outcome",
+            outcome="unknown",
+            commandId=envelope.id,
+        )
 
 
 def _unavailable(envelope: Envelope, exc: BaseException) -> RelayError:

@@ -47,6 +47,13 @@ class RelaySettings(BaseSettings):
     rpc_settle_seconds: float = Field(default=2.5, gt=0)
     # commands a process waits on at once; beyond it callers get UNAVAILABLE at once (load shedding)
     rpc_max_in_flight: int = Field(default=512, ge=1)
+    # after its timer, how long a caller waits for the reply of a command its handler claimed `applied` before
+    # answering INTERNAL with outcome "unknown" (relay_contracts.claims); never UNAVAILABLE for such a command
+    rpc_claimed_wait_seconds: float = Field(default=30.0, gt=0)
+    # how long a command's claim is kept in Redis: longer than its timeout plus the claimed wait
+    command_claim_ttl_seconds: float = Field(default=120.0, gt=0)
+    # TEST ONLY: slow every write before/after its claim, "before/after,..." (relay_contracts.deadline.CommitDelays)
+    test_commit_delays: str = ""
     max_text_length: int = 4000
 
     @field_validator("jwt_algorithms", mode="before")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pymongo.errors import DuplicateKeyError
 from relay_contracts import Envelope, RelayError
 from relay_contracts import orders as o
-from relay_contracts.envelope import Actor
+from relay_contracts.envelope import Actor, iso
 from relay_order import handlers
 from relay_order.adapters.repo import KEEP_REQUESTS, OrderRepo, new_document, pending_events
 from relay_order.domain import Order
@@ -39,6 +40,8 @@ class FakeOrders:
         doc = new_document(order, request_id)
         if request_id is not None and await self.find_created_by_request(doc["tenant"], request_id):
             raise DuplicateKeyError("create_request_unique")  # the unique index of the real store
+        if doc["_id"] in self.docs:
+            raise DuplicateKeyError("_id_")
         self.docs[doc["_id"]] = doc
 
     async def save(self, previous, order, events, request):
@@ -235,3 +238,30 @@ async def test_a_refused_command_still_publishes_what_a_crashed_writer_left_behi
         await move(deps, order_id, a, "IN_PROGRESS")
     assert refused.value.code == "CONFLICT"
     assert [t for t, _ in events(deps)][2:] == [o.ORDER_ITEM_STATUS_CHANGED, o.ORDER_STATUS_CHANGED]
+
+
+async def test_an_order_whose_caller_cancelled_is_not_created_and_a_claimed_one_is_created_once(deps):
+    from relay_contracts.claims import CANCELLED
+
+    cancelled = cmd(o.CREATE_ORDER, "w1", "WAITER", tableSessionId="t-late").expiring_in(5)
+    assert await deps.claims.cancel(cancelled.id) == CANCELLED  # the gateway's timer won
+    with pytest.raises(RelayError) as refused:
+        await handlers.create_order(cancelled, deps)
+    assert refused.value.code == "UNAVAILABLE" and deps.orders.docs == {}  # type: ignore[attr-defined]
+    # no Idempotency-Key: the redelivery of a claimed create, past its deadline, answers the one order
+    claimed = cmd(o.CREATE_ORDER, "w1", "WAITER", tableSessionId="t-claimed").expiring_in(5)
+    first = await handlers.create_order(claimed, deps)
+    again = await handlers.create_order(claimed.model_copy(update={"expiresAt": iso(datetime.now(UTC))}), deps)
+    assert again["id"] == first["id"] and len(deps.orders.docs) == 1  # type: ignore[attr-defined]
+    with pytest.raises(RelayError):  # a late command nobody claimed is refused
+        await handlers.create_order(cmd(o.CREATE_ORDER, "w1", "WAITER", tableSessionId="t-x").expiring_in(-1), deps)
+
+
+async def test_a_change_without_request_id_redelivered_after_its_claim_applies_once(deps):
+    order_id = (await handlers.create_order(cmd(o.CREATE_ORDER, "w1", "WAITER", tableSessionId="t1"), deps))["id"]
+    add = cmd(o.ADD_ITEM, "w1", "WAITER", orderId=order_id, name="Tea", qty=1, unitPrice=2).expiring_in(5)
+    first = await handlers.add_item(add, deps)
+    again = await handlers.add_item(add.model_copy(update={"expiresAt": iso(datetime.now(UTC))}), deps)
+    assert again == first
+    order = await handlers.get_order(cmd(o.GET_ORDER, "w1", "WAITER", orderId=order_id), deps)
+    assert len(order["items"]) == 1

@@ -200,3 +200,21 @@ async def test_sends_into_many_conversations_share_one_round(deps):
     for i in range(30):
         chat = await deps.conversations.get("acme", f"c{i}")
         assert chat["lastSeq"] == 2 and chat["stats"]["totalMessages"] == 2
+
+
+async def test_a_send_whose_caller_cancelled_is_not_written_even_in_time(deps):
+    await open_chat(deps)
+    env = cmd("message.send", "v1", ("visitor",), conversationId="c1", content="x", clientMessageId="k").expiring_in(5)
+    await deps.claims.cancel(env.id)  # the gateway's timer fired first
+    with pytest.raises(RelayError) as err:
+        await handlers.send_message(env, deps)
+    assert err.value.code == "UNAVAILABLE" and deps.messages.docs == []  # type: ignore[attr-defined]
+
+
+async def test_a_claimed_send_redelivered_past_its_deadline_is_answered_once(deps):
+    await open_chat(deps)
+    env = cmd("message.send", "v1", ("visitor",), conversationId="c1", content="x", clientMessageId="k").expiring_in(5)
+    first = await handlers.send_message(env, deps)
+    late = env.model_copy(update={"expiresAt": iso(datetime.now(UTC) - timedelta(seconds=1))})
+    again = await handlers.send_message(late, deps)  # its handler died after the claim: the redelivery goes
+    assert again["messageId"] == first["messageId"] and len(deps.messages.docs) == 1  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from relay_broker import Broker, RpcClient, Topology
 from relay_contracts import RelayError
 from relay_log import get_logger
 from relay_ops import ops_routes
+from relay_redis.claims import RedisClaims
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
@@ -134,11 +135,14 @@ def build(settings: GatewaySettings) -> GatewayApp:
     broker = Broker(
         settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions), prefetch=4 * ACK_BATCH
     )
+    redis = relay_redis.connect(settings.redis_url)
     rpc = RpcClient(
         broker,
         timeout=settings.rpc_timeout_seconds,
         settle=settings.rpc_settle_seconds,
         max_in_flight=settings.rpc_max_in_flight,
+        claims=RedisClaims(redis, settings.relay_instance, ttl_seconds=settings.command_claim_ttl_seconds),
+        claimed_wait=settings.rpc_claimed_wait_seconds,
     )
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
@@ -148,7 +152,6 @@ def build(settings: GatewaySettings) -> GatewayApp:
         audience=settings.jwt_audience,
         require_tenant=settings.require_tenant_claim,
     )
-    redis = relay_redis.connect(settings.redis_url)
     gw = Gateway(
         settings=settings,
         sio=sio,

@@ -6,14 +6,18 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+import relay_redis
 from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
 from relay_broker import Broker, CommandHandler, LaneConsumer, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
+from relay_contracts.deadline import CommitDelays
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import run_service
 from relay_ops.metrics import command_observer, sample_consumer_lag, sample_dead_letters
+from relay_redis.claims import RedisClaims
 
 from relay_message import changes, channels, receipts
 from relay_message.adapters.files import FileRepo
@@ -39,6 +43,7 @@ class MessageService:
     broker: Broker
     mongo: AsyncMongoClient[dict[str, Any]]
     deps: Deps
+    redis: Redis
     consumer: LaneConsumer | None = None
 
     async def start(self) -> None:
@@ -58,6 +63,7 @@ class MessageService:
             handlers,
             observe=command_observer(SERVICE),
             transient=TRANSIENT_ERRORS,
+            claims=self.deps.claims,
         )
         log.info("message.started", member=self.consumer.member, lanes=self.consumer.lanes)
 
@@ -76,6 +82,7 @@ class MessageService:
             await self.consumer.stop()  # the commands in hand are answered before the connection goes
         await self.broker.close()
         await self.mongo.close()
+        await self.redis.aclose()
 
 
 def build(settings: MessageSettings) -> MessageService:
@@ -85,6 +92,7 @@ def build(settings: MessageSettings) -> MessageService:
         prefetch=settings.message_prefetch,
     )
     mongo, db = connect(settings.mongo_url, settings.database_name)
+    redis = relay_redis.connect(settings.redis_url)
 
     async def publish(routing_key: str, event: Envelope) -> None:
         await broker.publish_event(routing_key, event)
@@ -96,8 +104,10 @@ def build(settings: MessageSettings) -> MessageService:
         max_text_length=settings.max_text_length,
         files=FileRepo(db),
         publish_batch=broker.publish_events,
+        claims=RedisClaims(redis, settings.relay_instance, ttl_seconds=settings.command_claim_ttl_seconds),
+        delays=CommitDelays(settings.test_commit_delays),
     )
-    return MessageService(settings, broker, mongo, deps)
+    return MessageService(settings, broker, mongo, deps, redis)
 
 
 async def run() -> None:

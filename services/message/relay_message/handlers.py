@@ -11,6 +11,8 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 from relay_contracts import Envelope, ErrorCode, RelayError
 from relay_contracts import messages as m
+from relay_contracts.claims import Claims, MemoryClaims
+from relay_contracts.deadline import CommitDelays
 from relay_contracts.envelope import iso
 from relay_contracts.routing import Scope, event_key
 
@@ -38,6 +40,9 @@ class Deps:
     files: FileRepo | None = None
     publish_batch: PublishMany | None = None  # events in order, confirms awaited together
     sends: SendPipeline = dataclasses.field(default_factory=SendPipeline)
+    # who wins when a caller's timer and a write race (relay_contracts.claims); Redis in a deployment
+    claims: Claims = dataclasses.field(default_factory=MemoryClaims)
+    delays: CommitDelays = dataclasses.field(default_factory=CommitDelays)  # test only (TEST_COMMIT_DELAYS)
 
     async def publish_many(self, events: list[tuple[str, Envelope]]) -> None:
         if self.publish_batch is not None:

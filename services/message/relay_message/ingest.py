@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Histogram
 from relay_contracts import Envelope, ErrorCode, RelayError, new_id
 from relay_contracts import messages as m
+from relay_contracts.claims import Want, needs_claim
 from relay_contracts.deadline import expired_error
 from relay_contracts.routing import event_key
 from relay_log import get_logger
@@ -170,22 +171,35 @@ class SendPipeline:
     async def _write(
         self, deps: Deps, conversations: dict[Key, dict[str, Any]], allowed: list[PendingSend]
     ) -> tuple[list[PendingSend], list[tuple[PendingSend, dict[str, Any]]]]:
-        # the deadline, checked right before the first write: a caller that may have been answered UNAVAILABLE
-        # gets no effect. A send is written only if it can be answered before its deadline at the pace of the
-        # recent rounds (twice the slowest, at most half the command's lifetime so short timeouts still work),
-        # so an overloaded service refuses late sends instead of answering them after their callers gave up.
-        live = []
+        # the deadline, checked right before the first write: a send is begun only if it can be answered before
+        # its deadline at the pace of the recent rounds (twice the slowest, at most half the command's lifetime so
+        # short timeouts still work), so an overloaded service refuses late sends instead of answering them after
+        # their callers gave up. Then the claims (relay_contracts.claims), the whole round in one round trip: a
+        # send whose caller's timer won is not written; a late one goes only if it was claimed before (its
+        # redelivery).
         now = datetime.now(UTC)
-        for p in allowed:
-            if p.env.expired(now + timedelta(seconds=min(2 * self.pace, _lifetime(p.env) / 2))):
-                p.future.set_exception(expired_error(p.env))
-            else:
+        wants = [
+            Want(p.env.id, start=not p.env.expired(now + timedelta(seconds=min(2 * self.pace, _lifetime(p.env) / 2))))
+            for p in allowed
+        ]
+        before, after = deps.delays.next() if any(w.start for w in wants) else (0.0, 0.0)
+        if before:
+            await asyncio.sleep(before)  # test only (TEST_COMMIT_DELAYS)
+        claiming = [(p, w) for p, w in zip(allowed, wants, strict=True) if needs_claim(p.env)]
+        go = dict(zip((p.env.id for p, _ in claiming), await deps.claims.claim([w for _, w in claiming]), strict=True))
+        live = []
+        for p, want in zip(allowed, wants, strict=True):
+            if go.get(p.env.id, want.start):
                 live.append(p)
+            else:
+                p.future.set_exception(expired_error(p.env))
         if len(live) < len(allowed):
             log.warning("message.sends_expired", count=len(allowed) - len(live))
         if not live:
             self._rounds.append(self.pace / 2)  # nothing written, nothing measured: let the estimate recover
             return [], []
+        if after:
+            await asyncio.sleep(after)  # test only (TEST_COMMIT_DELAYS)
         claimed: set[Key] = set()
         for p in live:
             conversation = conversations[p.key]

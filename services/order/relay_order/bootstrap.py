@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 
+import relay_redis
 from relay_broker import Broker, CommandHandler, LaneConsumer, Topology, serve_commands
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
+from relay_contracts.deadline import CommitDelays
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
 from relay_ops import run_service
 from relay_ops.metrics import command_observer, sample_consumer_lag, sample_dead_letters
+from relay_redis.claims import RedisClaims
 
 from relay_order.adapters.repo import OrderRepo
 from relay_order.handlers import HANDLERS, Deps
@@ -30,7 +33,13 @@ class OrderService:
         self.settings = settings
         self.broker = Broker(settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions))
         self.mongo, self.db = connect(settings.mongo_url, settings.database_name)
-        self.deps = Deps(OrderRepo(self.db), self._publish)
+        self.redis = relay_redis.connect(settings.redis_url)
+        self.deps = Deps(
+            OrderRepo(self.db),
+            self._publish,
+            claims=RedisClaims(self.redis, settings.relay_instance, ttl_seconds=settings.command_claim_ttl_seconds),
+            delays=CommitDelays(settings.test_commit_delays),
+        )
         self.consumer: LaneConsumer | None = None
 
     async def _publish(self, routing_key: str, event: Envelope) -> None:
@@ -44,7 +53,13 @@ class OrderService:
         }
         # commands only: events of the same names travel on relay.events, never to these queues
         self.consumer = await serve_commands(
-            self.broker, SERVICE, ["order.#"], handlers, observe=command_observer(SERVICE), transient=TRANSIENT_ERRORS
+            self.broker,
+            SERVICE,
+            ["order.#"],
+            handlers,
+            observe=command_observer(SERVICE),
+            transient=TRANSIENT_ERRORS,
+            claims=self.deps.claims,
         )
         log.info("order.started", member=self.consumer.member, lanes=self.consumer.lanes)
 
@@ -63,6 +78,7 @@ class OrderService:
             await self.consumer.stop()  # the commands in hand are answered before the connection goes
         await self.broker.close()
         await self.mongo.close()
+        await self.redis.aclose()
 
 
 async def run() -> None:

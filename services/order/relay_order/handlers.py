@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 from relay_contracts import Envelope, ErrorCode, RelayError, utcnow_iso
 from relay_contracts import orders as o
-from relay_contracts.deadline import refuse_if_expired
+from relay_contracts.claims import Claims, MemoryClaims, Want, needs_claim
+from relay_contracts.deadline import CommitDelays, expired_error
 from relay_log import get_logger
 
 from relay_order import domain
@@ -23,6 +24,7 @@ Publish = Callable[[str, Envelope], Awaitable[None]]
 
 MAX_CAS_RETRIES = 50
 WRITE_CONCURRENCY = 8
+ORDER_IDS = uuid.UUID("6f1c4c1e-3b0a-4d55-9a7e-2f7f0c1d9b3a")  # namespace of order ids made from command ids
 
 
 class PublishedMarks:
@@ -52,6 +54,24 @@ class Deps:
     # writes in flight at once: the deadline is checked inside, so it is checked close to the write itself
     # (with many writes queued at the database, a check made before queueing would be stale)
     writes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WRITE_CONCURRENCY))
+    # who wins when a caller's timer and a write race (relay_contracts.claims); Redis in a deployment
+    claims: Claims = field(default_factory=MemoryClaims)
+    delays: CommitDelays = field(default_factory=CommitDelays)  # test only (TEST_COMMIT_DELAYS)
+
+
+async def claim_write(deps: Deps, env: Envelope) -> None:
+    """Right before a command's first write: refuse it past its deadline unless a handler claimed it before
+    (its redelivery), and claim it `applied` unless its caller's timer claimed it `cancelled` first."""
+    start = not env.expired()
+    before, after = deps.delays.next() if start else (0.0, 0.0)
+    if before:
+        await asyncio.sleep(before)  # test only (TEST_COMMIT_DELAYS)
+    if not needs_claim(env):
+        return
+    if not (await deps.claims.claim([Want(env.id, start=start)]))[0]:
+        raise expired_error(env)  # its caller has been (or will be) told UNAVAILABLE: nothing may change
+    if after:
+        await asyncio.sleep(after)  # test only (TEST_COMMIT_DELAYS)
 
 
 def _actor(env: Envelope) -> tuple[str, tuple[str, ...]]:
@@ -90,7 +110,10 @@ async def _mutate(
     deps: Deps, env: Envelope, order_id: str, request_id: str | None, op: str, apply: Apply, answer: Answer
 ) -> dict[str, Any]:
     """Read, apply the rule, compare-and-set; on a lost race read again. A request id already
-    applied to this order answers the current state and applies nothing (one effect, one event)."""
+    applied to this order answers the current state and applies nothing (one effect, one event). Without a
+    request id the command's own id stands for it, so its redelivery has no second effect either."""
+    request_id = request_id or f"cmd-{env.id}"
+    claimed = False
     for _ in range(MAX_CAS_RETRIES):
         doc = await _load(deps, env.tenant, order_id)
         order = to_order(doc)
@@ -113,9 +136,11 @@ async def _mutate(
             envelope = env.caused(event_type, data, id=f"ord-{order_id}-{seq}")
             key = o.event_routing_key(env.tenant, event_type)
             events.append({"routingKey": key, "envelope": envelope.model_dump(mode="json")})
-        request = {"id": request_id, "op": op, "ref": ref} if request_id else None
+        request = {"id": request_id, "op": op, "ref": ref}
         async with deps.writes:
-            refuse_if_expired(env)  # its caller may have been told UNAVAILABLE: then nothing may change
+            if not claimed:  # its caller may have been told UNAVAILABLE: then nothing may change
+                await claim_write(deps, env)
+                claimed = True
             written = await deps.orders.save(doc, change.order, events, request)
         if written is not None:
             log.info("order.changed", order_id=order_id, op=op, status=change.order.status, events=len(events))
@@ -129,15 +154,19 @@ async def create_order(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = o.CreateOrder.model_validate(env.data)
     user, roles = _actor(env)
     domain.require(roles, domain.CREATE)
-    # idempotent by the unique create-request index: insert, and on its duplicate answer the stored order
-    order = domain.new_order(str(uuid.uuid4()), env.tenant, cmd.tableSessionId, user, utcnow_iso())
+    # idempotent by the unique create-request index: insert, and on its duplicate answer the stored order;
+    # without a request id by the order id, derived from the command id (its redelivery inserts nothing new)
+    order_id = str(uuid.uuid5(ORDER_IDS, f"{env.tenant}/{env.id}"))
+    order = domain.new_order(order_id, env.tenant, cmd.tableSessionId, user, utcnow_iso())
     try:
         async with deps.writes:
-            refuse_if_expired(env)
+            await claim_write(deps, env)
             await deps.orders.insert(order, request_id=cmd.requestId)
     except DuplicateKeyError:
-        assert cmd.requestId is not None  # only the create-request index can collide on a fresh uuid
-        existing = await deps.orders.find_created_by_request(env.tenant, cmd.requestId)
+        if cmd.requestId is not None:
+            existing = await deps.orders.find_created_by_request(env.tenant, cmd.requestId)
+        else:
+            existing = await deps.orders.get(env.tenant, order_id)
         if existing is None:
             raise
         return domain.public_order(to_order(existing))
