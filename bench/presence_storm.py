@@ -87,7 +87,7 @@ def start_profilers(stack: Stack, names: list[str], out: Path) -> list[tuple[str
                 "-r",
                 os.environ.get("STORM_PROFILE_RATE", "50"),
                 "-f",
-                "raw",
+                os.environ.get("STORM_PROFILE_FORMAT", "raw"),
                 "-o",
                 str(path),
                 "-p",

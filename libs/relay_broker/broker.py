@@ -15,10 +15,12 @@ from aio_pika.abc import (
 from relay_contracts import Envelope
 from relay_log import get_logger
 
+from relay_broker import batching
 from relay_broker.failover import FailoverConnection, broker_urls
 from relay_broker.lanes import partition_of
 
 log = get_logger(__name__)
+batching.install()  # every connection of the process writes each tick's frames at once
 
 COMMAND_DELIVERY_LIMIT = 5
 CONNECT_TIMEOUT_SECONDS = 10.0  # one attempt to reach a node (TCP and AMQP handshake)
