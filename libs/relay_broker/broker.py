@@ -80,6 +80,9 @@ class Broker:
         # since the caller's exclusive queue lives only as long as its connection), so they leave at once
         self.reply_channel: AbstractChannel | None = None
         self.exchanges: dict[str, AbstractExchange] = {}
+        # commands leave on a channel of their own, which a nack replaces (`_renew_command_channel`)
+        self._command_channel: AbstractChannel | None = None
+        self._renewing = asyncio.Lock()
 
     async def connect(self) -> None:
         urls = broker_urls(self.url)
@@ -101,6 +104,7 @@ class Broker:
         self.reply_channel = await self.connection.channel(publisher_confirms=False)
         await self.channel.set_qos(prefetch_count=self._prefetch)
         await self._declare()
+        self._command_channel = await self.connection.channel(publisher_confirms=True)
 
     async def _declare(self) -> None:
         channel = self._channel()
@@ -140,6 +144,11 @@ class Broker:
     @property
     def prefetch(self) -> int:
         return self._prefetch
+
+    @property
+    def command_channel(self) -> AbstractChannel | None:
+        """The confirming channel commands leave on (a new one after a nack)."""
+        return self._command_channel
 
     @property
     def is_connected(self) -> bool:
@@ -183,25 +192,51 @@ class Broker:
     ) -> None:
         """Publish and wait for the broker's confirm; raises if the broker nacks or is away. A message with an
         `expiration` (seconds) that no consumer took in time is dropped by the broker (to the DLX)."""
-        message = aio_pika.Message(
-            envelope.to_bytes(),
-            content_type="application/json",
-            message_id=envelope.id,
-            correlation_id=envelope.id if reply_to else envelope.correlationId,
-            reply_to=reply_to,
-            type=envelope.type,
-            headers={"x-correlation-id": envelope.correlationId, "x-tenant": envelope.tenant},
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
-            expiration=expiration,
-        )
+        message = _message(envelope, reply_to=reply_to, persistent=persistent, expiration=expiration)
         await self.exchanges[exchange].publish(message, routing_key=routing_key)
 
     async def publish_command(
         self, envelope: Envelope, *, reply_to: str | None = None, expiration: float | None = None
     ) -> None:
-        """On the lane of what the command is about: routing key `<lane>.<type>` (lanes.py)."""
+        """On the lane of what the command is about: routing key `<lane>.<type>` (lanes.py). Raises
+        `DeliveryError` if the broker nacks it (then it was not enqueued, and the next command goes out
+        on a fresh channel)."""
         key = f"{partition_of(envelope, self.topology.partitions)}.{envelope.type}"
-        await self.publish(self.topology.commands, key, envelope, reply_to=reply_to, expiration=expiration)
+        channel = self._command_channel
+        if channel is None:
+            raise RuntimeError("broker not connected")
+        message = _message(envelope, reply_to=reply_to, persistent=True, expiration=expiration)
+        # a handle by name (no round trip); it publishes on whatever channel the robust one holds now
+        exchange = await channel.get_exchange(self.topology.commands, ensure=False)
+        try:
+            await exchange.publish(message, routing_key=key)
+        except aio_pika.exceptions.DeliveryError:
+            await self._renew_command_channel(channel)
+            raise
+
+    async def _renew_command_channel(self, nacked: AbstractChannel) -> None:
+        """Replace a command channel the broker nacked. RabbitMQ 3.10 can poison a channel for good: the
+        first publish of a channel to a quorum queue asks the member the queue record names as leader
+        (`rabbit_fifo_client:enqueue`, queue_status undefined: an rpc to that node for the machine
+        version). If that node is down (the leader was just lost and the new one is not elected or not
+        recorded yet), the publish is nacked and the channel's state for that queue is left as it was,
+        so every later publish of the channel to that queue asks the dead node again and is nacked too,
+        forever, though the queue has a live leader a second later. A fresh channel starts from the
+        current queue record (the new leader first), so a nack costs one refused command, not all of
+        them. Only the command channel publishes to quorum queues; nothing consumes on it."""
+        async with self._renewing:
+            if self._command_channel is not nacked or self.connection is None or self.connection.is_closed:
+                return  # renewed by a concurrent caller already, or closing
+            try:
+                self._command_channel = await self.connection.channel(publisher_confirms=True)
+            except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                log.warning("broker.command_channel_renew_failed", error=type(exc).__name__)
+                return
+        log.warning("broker.command_channel_renewed", reason="nack")
+        try:
+            await nacked.close()
+        except Exception as exc:  # already gone with its connection: nothing to close
+            log.debug("broker.command_channel_close_failed", error=type(exc).__name__)
 
     async def publish_event(self, routing_key: str, envelope: Envelope) -> None:
         await self.publish(self.topology.events, routing_key, envelope, persistent=False)
@@ -219,6 +254,7 @@ class Broker:
         self.connection = None
         self.channel = None
         self.reply_channel = None
+        self._command_channel = None
 
     async def delete_topology(self) -> None:
         """Remove this instance's exchanges and queues (tests use a throwaway prefix)."""
@@ -228,3 +264,19 @@ class Broker:
             await channel.queue_delete(q)
         for name in (t.commands, t.events, t.emit, t.members, t.dead_letters):
             await channel.exchange_delete(name)
+
+
+def _message(
+    envelope: Envelope, *, reply_to: str | None, persistent: bool, expiration: float | None
+) -> aio_pika.Message:
+    return aio_pika.Message(
+        envelope.to_bytes(),
+        content_type="application/json",
+        message_id=envelope.id,
+        correlation_id=envelope.id if reply_to else envelope.correlationId,
+        reply_to=reply_to,
+        type=envelope.type,
+        headers={"x-correlation-id": envelope.correlationId, "x-tenant": envelope.tenant},
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
+        expiration=expiration,
+    )

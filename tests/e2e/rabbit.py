@@ -1,6 +1,11 @@
 """Throwaway RabbitMQ nodes for the broker fault tests: each on its own ports and data directory (the
 shared broker is untouched), started with Debian's `rabbitmq-server` as the rabbitmq user, optionally
-clustered (`join`) with `rabbitmqctl`. Nodes of one machine share that user's Erlang cookie."""
+clustered (`join`) with `rabbitmqctl`. Nodes of one machine share that user's Erlang cookie and epmd.
+
+A private node is found by its own environment only (`RABBITMQ_NODENAME=relaytest<port>@localhost` and
+its AMQP port, both unique to it): never by a name pattern, so nothing here can reach the machine's shared
+node (`rabbit@localhost`, port 5672) or another run's nodes. A reaper process removes a node and its data
+if the test process dies without doing so itself (SIGKILL, a second Ctrl-C, a crash)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +38,11 @@ class PrivateRabbit:
             shutil.chown(path, "rabbitmq", "rabbitmq")
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         self.launchers: list[subprocess.Popen[bytes]] = []
+        self.reaper = subprocess.Popen(
+            [sys.executable, "-c", REAPER, str(os.getpid()), self.node, str(self.port), str(self.dir)],
+            cwd=ROOT,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches pytest, not the reaper
+        )
 
     def env(self) -> dict[str, str]:
         d = str(self.dir)
@@ -98,15 +109,7 @@ class PrivateRabbit:
         self.wait_open()
 
     def _beam_pids(self) -> list[int]:
-        pids = []
-        for proc in Path("/proc").iterdir():
-            try:
-                if proc.name.isdigit() and "beam" in (proc / "cmdline").read_bytes().decode(errors="ignore"):
-                    if f"RABBITMQ_NODE_PORT={self.port}".encode() in (proc / "environ").read_bytes():
-                        pids.append(int(proc.name))
-            except OSError:
-                continue
-        return pids
+        return beam_pids(self.node, self.port)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         """SIGTERM shuts the Erlang VM down cleanly; SIGKILL is a node lost without a goodbye."""
@@ -124,6 +127,43 @@ class PrivateRabbit:
                 launcher.kill()
         self.launchers.clear()
 
+    def keep_log(self, into: Path) -> None:
+        """Copy the node's log next to the stack's (the data directory goes with `remove`)."""
+        for log in (self.dir / "log").glob("*.log"):
+            shutil.copyfile(log, into / f"rabbit-{log.name}")
+
     def remove(self) -> None:
         self.stop(signal.SIGKILL)
         shutil.rmtree(self.dir, ignore_errors=True)
+        self.reaper.kill()
+        self.reaper.wait()
+
+
+def beam_pids(node: str, port: int) -> list[int]:
+    """The Erlang VMs of one private node: a beam process whose environment names this node and port
+    exactly (whole variables, so `relaytest4000@...` is not `relaytest40001@...`)."""
+    marks = {f"RABBITMQ_NODENAME={node}".encode(), f"RABBITMQ_NODE_PORT={port}".encode()}
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"beam" in (proc / "cmdline").read_bytes():
+                if marks <= set((proc / "environ").read_bytes().split(b"\0")):
+                    pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def reap_orphan(owner: str, node: str, port: str, data: str) -> None:
+    """The reaper's body: wait for the test process `owner` (this one's parent) to go, then kill the
+    node's VM and delete its data. `remove` kills the reaper first when the test cleans up itself."""
+    while os.getppid() == int(owner):
+        time.sleep(0.5)
+    for pid in beam_pids(node, int(port)):
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(1)  # the VM lets go of its files
+    shutil.rmtree(data, ignore_errors=True)
+
+
+REAPER = "import sys; from tests.e2e.rabbit import reap_orphan; reap_orphan(*sys.argv[1:])"
+ROOT = Path(__file__).resolve().parents[2]

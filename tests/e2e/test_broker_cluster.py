@@ -1,7 +1,13 @@
 """Invariant 4 on a RabbitMQ cluster: a stack on three private nodes (quorum command queues replicated
 on all three) loses the node every process is connected to, killed without a goodbye, while a chat
 has traffic. Every process moves to another node by itself (AMQP_URL lists the three), and no
-message the platform accepted is lost, stored twice, or missing for the follower."""
+message the platform accepted is lost, stored twice, or missing for the follower.
+
+The processes reconnect within a few hundred milliseconds, before the lanes' new Raft leaders are
+elected: on RabbitMQ 3.10 a channel whose first command reaches a lane then is nacked for that lane
+for good, so this test used to fail with every command refused after the loss
+(`Broker._renew_command_channel` is the fix). The nodes' logs and a last `list_queues` (leader,
+members, online) are kept with the stack's logs."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,12 +31,16 @@ from tests.e2e.traffic import Poster, Roamer, all_history
 
 pytestmark = [
     pytest.mark.e2e,
+    # the private nodes share only the Erlang cookie and epmd with the machine's broker: their own names,
+    # ports and data directories, and they are found (and killed) by their own environment (rabbit.py)
     pytest.mark.skipif(not CAN_RUN, reason=WHY_NOT),
-    # in one full run (2026-11-30) this test failed and the machine's shared RabbitMQ stopped accepting
-    # connections until restarted; until that is understood it runs only when asked for
+    # still opt-in: about 1 run in 7 stalls on a second race (issue 14): a process that reconnects within
+    # ~50 ms re-declares its exclusive queues (reply, delivery, roll call) while the survivors still hold
+    # the lost node's records; their node-down cleanup then deletes them under it (a later queue.bind
+    # fails NOT_FOUND, replies come back unroutable), so its calls time out until it reconnects again
     pytest.mark.skipif(
         os.environ.get("RELAY_CLUSTER_TEST") != "1",
-        reason="opt-in: RELAY_CLUSTER_TEST=1 (a failed run once wedged the shared broker)",
+        reason="opt-in: RELAY_CLUSTER_TEST=1 (a reconnect racing the cluster's cleanup can still stall it)",
     ),
 ]
 
@@ -41,6 +52,15 @@ def connections(nodes: list[PrivateRabbit], via: PrivateRabbit) -> list[int]:
     listed = via.ctl("-s", "list_connections", "port")
     ports = listed.stdout.split() if listed.returncode == 0 else []
     return [ports.count(str(node.port)) for node in nodes]
+
+
+def quorum_report(via: PrivateRabbit) -> str:
+    """Every queue's type, Raft leader, members and online members, as a surviving node sees them."""
+    try:
+        listed = via.ctl("list_queues", "name", "type", "leader", "members", "online", "messages", timeout=15)
+    except subprocess.TimeoutExpired:
+        return "list_queues timed out\n"
+    return listed.stdout + listed.stderr
 
 
 def form_cluster(nodes: list[PrivateRabbit]) -> None:
@@ -61,10 +81,10 @@ def form_cluster(nodes: list[PrivateRabbit]) -> None:
 @pytest.fixture(scope="module")
 def cluster_stack(tmp_path_factory) -> Iterator[tuple[Stack, list[PrivateRabbit]]]:
     nodes = [PrivateRabbit() for _ in range(3)]
+    instance, logs = f"t-clu-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("broker-cluster-logs")
     try:
         form_cluster(nodes)
         urls = ",".join(f"{node.url}?reconnect_interval=0.5" for node in nodes)
-        instance, logs = f"t-clu-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("broker-cluster-logs")
         # the private cluster goes away with its data: no topology to drop
         with relay_stack(
             instance,
@@ -76,7 +96,9 @@ def cluster_stack(tmp_path_factory) -> Iterator[tuple[Stack, list[PrivateRabbit]
         ) as running:
             yield running, nodes
     finally:
+        (logs / "queues.txt").write_text(quorum_report(nodes[1]))
         for node in nodes:
+            node.keep_log(logs)  # the nodes' logs stay with the stack's (their data directories go)
             node.remove()
 
 

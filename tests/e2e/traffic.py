@@ -91,7 +91,7 @@ class Poster:
             if self._stop.is_set():
                 return
             content = f"{self.name}-{n}"
-            while True:
+            while not self._stop.is_set():  # a send never accepted is not counted: stopping must not wait for it
                 client = self.clients[next(replicas)]
                 try:
                     body = {"chatId": self.chat_id, "content": content, "clientMessageId": content}

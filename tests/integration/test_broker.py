@@ -166,6 +166,34 @@ async def test_events_reach_only_queues_bound_to_their_target(broker: Broker):
     assert [(e.tenant, e.data["conv"]) for e in got] == [("acme", "c.1")]
 
 
+async def test_a_nacked_command_channel_is_replaced_once_and_commands_go_on(broker: Broker):
+    """RabbitMQ 3.10 can leave a channel nacking every later command to a quorum queue after one nack (a
+    leader lost; see `Broker._renew_command_channel`): a nack replaces the command channel, once however
+    many commands were nacked together. Here the nack comes from a full queue that rejects publishes (a
+    classic one: it refuses the very next publish, where a quorum queue's limit is applied eventually)."""
+    assert broker.channel is not None and broker.command_channel is not None
+    full = await broker.channel.declare_queue(
+        f"{broker.topology.prefix}.full", arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+    )
+    try:
+        await full.bind(broker.exchanges[broker.topology.commands], "*.test.full")
+        await broker.publish_command(command("test.full", conversationId="c1"))  # fills it
+        nacked = broker.command_channel
+        refused = await asyncio.gather(
+            *(broker.publish_command(command("test.full", conversationId="c1")) for _ in range(3)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, aio_pika.exceptions.DeliveryError) for r in refused), refused
+        renewed = broker.command_channel
+        assert renewed is not None and renewed is not nacked and not renewed.is_closed
+        assert nacked.is_closed
+        await full.purge()
+        await broker.publish_command(command("test.full", conversationId="c1"))  # room again: confirmed
+        assert broker.command_channel is renewed
+    finally:
+        await full.delete(if_unused=False, if_empty=False)
+
+
 async def test_publish_fails_loudly_when_the_broker_is_gone(broker: Broker):
     assert broker.connection is not None
     await broker.connection.close()
