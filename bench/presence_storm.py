@@ -52,6 +52,32 @@ def pids(stack: Stack) -> dict[str, int]:
     return {name: proc.popen.pid for name, proc in stack.procs.items() if name != "mongo"}
 
 
+def loop_lag_buckets(stack: Stack) -> list[dict[str, float]]:
+    """Each gateway's cumulative loop-lag histogram (relay_event_loop_lag_seconds), bucket bound -> count."""
+    pattern = re.compile(r'^relay_event_loop_lag_seconds_bucket\{le="([^"]+)"\} ([0-9.e+-]+)$')
+    out = []
+    for url in stack.gateway_urls:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+            lines = resp.read().decode().splitlines()
+        out.append({m[1]: float(m[2]) for line in lines if (m := pattern.match(line))})
+    return out
+
+
+def loop_lag_during(before: list[dict[str, float]], after: list[dict[str, float]]) -> list[dict[str, Any]]:
+    """Per gateway over the storm: 10 ms ticks seen, and how many fired >= 50 / 100 / 250 ms late."""
+    result = []
+    for b, a in zip(before, after, strict=True):
+        ticks = a.get("+Inf", 0) - b.get("+Inf", 0)
+
+        def late(bound: str, a: dict[str, float] = a, b: dict[str, float] = b, ticks: float = ticks) -> int:
+            return int(ticks - (a.get(bound, 0) - b.get(bound, 0)))
+
+        result.append(
+            {"ticks": int(ticks), "over_50ms": late("0.05"), "over_100ms": late("0.1"), "over_250ms": late("0.25")}
+        )
+    return result
+
+
 def command_round_trips(stack: Stack) -> dict[str, dict[str, float]]:
     """Per command type the gateways wait for: how many, and their mean round trip (ms), summed over replicas."""
     totals: dict[str, list[float]] = {}
@@ -139,6 +165,7 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         watched = pids(stack)
         trips_before = command_round_trips(stack)
         profilers = start_profilers(stack, ["gateway-0", *stack.instances("presence")], Path(tmp)) if profile else []
+        lag_before = loop_lag_buckets(stack)
         cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         wall = time.perf_counter()
         node = subprocess.run(
@@ -148,6 +175,7 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in watched.items()}
         hot = stop_profilers(profilers)
         trips = command_round_trips(stack)
+        lag = loop_lag_during(lag_before, loop_lag_buckets(stack))
     if node.returncode != 0:
         raise RuntimeError(f"storm load failed: {node.stderr[-2000:]}")
     seen = json.loads(node.stdout.strip().splitlines()[-1])
@@ -171,6 +199,7 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         "other_user_ack_max_ms": seen["ackMaxMs"],
         "other_user_slow_acks": seen["slowPings"],  # [wall-clock ms, rtt ms] of acks over 50 ms
         "client_loop_delay_p99_ms": seen["clientLoopDelayP99Ms"],
+        "gateway_loop_lag": lag,  # per replica: 10 ms ticks over the storm, and how many fired late
         "client_loop_delay_max_ms": seen["clientLoopDelayMaxMs"],
         "deliveries": deliveries,
         "deliveries_by_event": seen["received"],
@@ -224,13 +253,15 @@ def main() -> None:
     path.write_text(json.dumps(stored, indent=2) + "\n")
     with (REPORTS / "presence.md").open("a") as md:
         for r in runs:
+            lag_text = "; ".join(f"{g['over_25ms']}/{g['over_50ms']}/{g['over_100ms']}" for g in r["gateway_loop_lag"])
             md.write(
                 f"- {r['when']} [{args.label}] {r['sockets']} agent sockets / {r['replicas']} replicas"
                 f"{' hello=' + str(r['hello_event']) if r['hello_event'] else ''}: storm {r['storm_s']} s "
                 f"(last presence {r['last_presence_s']} s), other user's ack p50 {r['other_user_ack_p50_ms']} ms / "
                 f"p99 {r['other_user_ack_p99_ms']} ms, {r['deliveries']} deliveries "
                 f"({r['deliveries_per_transition']}/transition), {r['cpu_ms_per_transition']} ms CPU/transition, "
-                f"failed {r['failed']}\n"
+                f"failed {r['failed']}, gateway loop ticks >= 25/50/100 ms late "
+                f"{lag_text}\n"
             )
 
 

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from relay_ops.looplag import LoopLag
 from relay_ops.metrics import READY
 from relay_ops.shutdown import Drain, GracefulServer
 
@@ -34,7 +35,16 @@ def run_process(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     # everything stalled a gateway's loop for 100-500 ms (bench/reports/presence.md, "What the ack p99 was").
     gc.collect()
     gc.freeze()
-    uvloop.run(main())
+    uvloop.run(_with_lag_probe(main()))
+
+
+async def _with_lag_probe(main: Coroutine[Any, Any, None]) -> None:
+    probe = LoopLag(asyncio.get_running_loop())
+    probe.start()
+    try:
+        await main
+    finally:
+        probe.stop()
 
 
 def ops_routes(checks: dict[str, ReadinessCheck], registry: CollectorRegistry = REGISTRY) -> list[Route]:
