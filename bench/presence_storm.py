@@ -53,18 +53,24 @@ def pids(stack: Stack) -> dict[str, int]:
 
 
 def loop_lag_buckets(stack: Stack) -> list[dict[str, float]]:
-    """Each gateway's cumulative loop-lag histogram (relay_event_loop_lag_seconds), bucket bound -> count."""
+    """Each gateway's cumulative loop-lag histogram (relay_event_loop_lag_seconds), bucket bound -> count,
+    and its full collections' count and seconds (relay_gc_pause_seconds, generation 2) as `gc2_n`, `gc2_s`."""
     pattern = re.compile(r'^relay_event_loop_lag_seconds_bucket\{le="([^"]+)"\} ([0-9.e+-]+)$')
+    gc2 = re.compile(r'^relay_gc_pause_seconds_(count|sum)\{generation="2"\} ([0-9.e+-]+)$')
     out = []
     for url in stack.gateway_urls:
         with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
             lines = resp.read().decode().splitlines()
-        out.append({m[1]: float(m[2]) for line in lines if (m := pattern.match(line))})
+        buckets = {m[1]: float(m[2]) for line in lines if (m := pattern.match(line))}
+        for line in lines:
+            if m := gc2.match(line):
+                buckets["gc2_n" if m[1] == "count" else "gc2_s"] = float(m[2])
+        out.append(buckets)
     return out
 
 
 def loop_lag_during(before: list[dict[str, float]], after: list[dict[str, float]]) -> list[dict[str, Any]]:
-    """Per gateway over the storm: 10 ms ticks seen, and how many fired >= 50 / 100 / 250 ms late."""
+    """Per gateway over the storm: 10 ms ticks seen, and how many fired >= 10 / 25 / 50 / 100 / 250 ms late."""
     result = []
     for b, a in zip(before, after, strict=True):
         ticks = a.get("+Inf", 0) - b.get("+Inf", 0)
@@ -73,7 +79,12 @@ def loop_lag_during(before: list[dict[str, float]], after: list[dict[str, float]
             return int(ticks - (a.get(bound, 0) - b.get(bound, 0)))
 
         result.append(
-            {"ticks": int(ticks), "over_50ms": late("0.05"), "over_100ms": late("0.1"), "over_250ms": late("0.25")}
+            {
+                "ticks": int(ticks),
+                **{f"over_{ms}ms": late(str(ms / 1000)) for ms in (10, 25, 50, 100, 250)},
+                "full_gcs": int(a.get("gc2_n", 0) - b.get("gc2_n", 0)),
+                "full_gc_ms": round(1000 * (a.get("gc2_s", 0) - b.get("gc2_s", 0)), 1),
+            }
         )
     return result
 
@@ -144,7 +155,48 @@ def stop_profilers(running: list[tuple[str, subprocess.Popen[bytes], Path]]) -> 
     return summaries
 
 
-def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hello: str | None) -> dict[str, Any]:
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+class Pinger:
+    """The other user: `storm.mjs plan pinger`, a Node process of its own at normal priority."""
+
+    def __init__(self, plan_path: Path) -> None:
+        self.popen = subprocess.Popen(
+            ["node", str(NODE_DIR / "storm.mjs"), str(plan_path), "pinger"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.expect("ready")
+
+    def expect(self, key: str) -> dict[str, Any]:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            message: dict[str, Any] = json.loads(line)
+            if key in message:
+                return message
+        raise RuntimeError(f"the pinger ended before saying {key!r}")
+
+    def say(self, line: str, key: str) -> dict[str, Any]:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(line + "\n")
+        self.popen.stdin.flush()
+        return self.expect(key)
+
+    def close(self) -> dict[str, Any]:
+        said = self.say("close", "received")
+        self.popen.wait(30)
+        return said
+
+
+def storm(
+    stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hello: str | None, storm_nice: int
+) -> dict[str, Any]:
     run = uuid.uuid4().hex[:6]
     chat_id = asyncio.run(open_chat(stack, run))
     plan = {
@@ -167,11 +219,22 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         profilers = start_profilers(stack, ["gateway-0", *stack.instances("presence")], Path(tmp)) if profile else []
         lag_before = loop_lag_buckets(stack)
         cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
-        wall = time.perf_counter()
-        node = subprocess.run(
-            ["node", str(NODE_DIR / "storm.mjs"), str(plan_path)], capture_output=True, text=True, timeout=900
-        )
-        wall = time.perf_counter() - wall
+        pinger = Pinger(plan_path)
+        try:
+            time.sleep(0.3)
+            wall = time.perf_counter()
+            node = subprocess.run(
+                ["nice", "-n", str(storm_nice), "node", str(NODE_DIR / "storm.mjs"), str(plan_path)],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            wall = time.perf_counter() - wall
+            acks = pinger.say("stop", "acks")["acks"]
+            pinger_saw = pinger.close()
+        finally:
+            if pinger.popen.poll() is None:
+                pinger.popen.kill()
         cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in watched.items()}
         hot = stop_profilers(profilers)
         trips = command_round_trips(stack)
@@ -179,6 +242,19 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
     if node.returncode != 0:
         raise RuntimeError(f"storm load failed: {node.stderr[-2000:]}")
     seen = json.loads(node.stdout.strip().splitlines()[-1])
+    for event, n in pinger_saw["received"].items():
+        seen["received"][event] += n
+    if pinger_saw["lastDeliveryWall"]:
+        seen["lastPresenceMs"] = max(seen["lastPresenceMs"], pinger_saw["lastDeliveryWall"] - seen["startedWall"])
+    storm_acks = [(at, rtt) for at, rtt in acks if seen["startedWall"] <= at <= seen["startedWall"] + seen["stormMs"]]
+    rtts = [rtt for _, rtt in storm_acks]
+    seen |= {
+        "pings": len(rtts),
+        "ackP50Ms": percentile(rtts, 0.5),
+        "ackP99Ms": percentile(rtts, 0.99),
+        "ackMaxMs": percentile(rtts, 1),
+        "slowPings": [[at, round(rtt)] for at, rtt in storm_acks if rtt > 50],
+    }
     deliveries = sum(seen["received"].values())
     transitions = sockets  # one offline → online per agent (the pinger was online before)
     presence_cpu = sum(v for name, v in cpu.items() if name.startswith(("presence", "gateway")))
@@ -186,6 +262,7 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         "sockets": sockets,
         "replicas": len(stack.gateway_urls),
         "dialect_hint": dialect,
+        "storm_clients_nice": storm_nice,
         "hello_event": hello,
         "joined": seen["joined"],
         "failed": seen["failed"],
@@ -226,6 +303,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway-0 and presence processes")
     parser.add_argument("--dialect", default=None, help="handshake hint every storm socket sends (auth.dialect)")
     parser.add_argument("--hello", default=None, help="an event each storm socket sends first, e.g. get-active-users")
+    parser.add_argument(
+        "--storm-nice",
+        type=int,
+        default=0,
+        help="nice value of the storm's Node process (the pinger and the stack run at 0). Beware: niced clients "
+        "join late, and agents not yet joined see every other agent's connect (presence grows with the square)",
+    )
     parser.add_argument("--amqp-url", default=StackConfig.amqp_url, help="the broker the stack uses")
     args = parser.parse_args()
     if not (NODE_DIR / "node_modules" / "socket.io-client").exists():
@@ -241,7 +325,9 @@ def main() -> None:
     runs = []
     with Stack(config) as stack:
         for n in args.sockets:
-            result = storm(stack, n, profile=args.profile, dialect=args.dialect, hello=args.hello)
+            result = storm(
+                stack, n, profile=args.profile, dialect=args.dialect, hello=args.hello, storm_nice=args.storm_nice
+            )
             result["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             runs.append(result)
             print(json.dumps({k: v for k, v in result.items() if k != "profile"}, indent=2), flush=True)
@@ -253,9 +339,13 @@ def main() -> None:
     path.write_text(json.dumps(stored, indent=2) + "\n")
     with (REPORTS / "presence.md").open("a") as md:
         for r in runs:
-            lag_text = "; ".join(f"{g['over_25ms']}/{g['over_50ms']}/{g['over_100ms']}" for g in r["gateway_loop_lag"])
+            lag_text = "; ".join(
+                f"{g['over_25ms']}/{g['over_50ms']}/{g['over_100ms']} ({g['full_gcs']} full GCs, {g['full_gc_ms']} ms)"
+                for g in r["gateway_loop_lag"]
+            )
             md.write(
                 f"- {r['when']} [{args.label}] {r['sockets']} agent sockets / {r['replicas']} replicas"
+                f" (storm clients nice {r['storm_clients_nice']})"
                 f"{' hello=' + str(r['hello_event']) if r['hello_event'] else ''}: storm {r['storm_s']} s "
                 f"(last presence {r['last_presence_s']} s), other user's ack p50 {r['other_user_ack_p50_ms']} ms / "
                 f"p99 {r['other_user_ack_p99_ms']} ms, {r['deliveries']} deliveries "

@@ -3,11 +3,12 @@
 //
 //   node storm.mjs plan.json
 //
+//   node storm.mjs plan.json pinger   (the other user, its own process)
+//
 // plan: {urls, tokens, chatId, pingerToken, pingEveryMs, timeoutMs, settleMs, join: "chat:join" | null,
 //        hello: event a socket sends right after connecting (its dialect) or null}
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { io } from 'socket.io-client';
 
 const PRESENCE_EVENTS = [
@@ -30,7 +31,6 @@ function open(url, token) {
     socket.on(event, () => {
       received[event] += 1;
       lastDelivery = now();
-      if (!isMainThread) parentPort.postMessage({ delivered: lastDelivery }); // the storm waits for it to settle
     });
   }
   return socket;
@@ -40,24 +40,30 @@ function acked(socket, event, body) {
   return new Promise((resolve) => socket.timeout(plan.timeoutMs).emit(event, body, (err, ack) => resolve(err ? null : ack)));
 }
 
-function percentile(values, q) {
-  if (!values.length) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] * 100) / 100;
-}
-
-// the other user: its own client, so on its own event loop (a worker thread) — sharing the storm's loop, its
-// acks would wait behind the load generator opening 1,000 sockets
-if (!isMainThread) {
+// the other user: a process of its own (`node storm.mjs plan.json pinger`), so its acks never wait behind the
+// load generator's loop opening 1,000 sockets (lines on stdin: stop, close)
+if (process.argv[3] === 'pinger') {
   const pinger = open(plan.urls[0], plan.pingerToken);
   await new Promise((resolve, reject) => { pinger.on('connect', resolve); pinger.on('connect_error', reject); });
   const acks = []; // [wall-clock ms when sent, rtt ms]
   let pinging = true;
-  parentPort.on('message', (message) => {
-    if (message === 'stop') pinging = false; // the storm is over: report the acks
-    else { pinger.close(); parentPort.postMessage({ received }); process.exit(0); } // settled: report deliveries
+  const say = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+  let input = '';
+  process.stdin.on('data', (chunk) => {
+    input += chunk;
+    let nl;
+    while ((nl = input.indexOf('\n')) >= 0) {
+      const line = input.slice(0, nl).trim();
+      input = input.slice(nl + 1);
+      if (line === 'stop') pinging = false; // the storm is over: report the acks
+      else if (line === 'close') {
+        pinger.close();
+        say({ received, lastDeliveryWall: lastDelivery ? Date.now() - (now() - lastDelivery) : null });
+        process.exit(0);
+      }
+    }
   });
-  parentPort.postMessage({ ready: true });
+  say({ ready: true });
   while (pinging) {
     const sent = now();
     const sentWall = Date.now();
@@ -66,17 +72,9 @@ if (!isMainThread) {
     const wait = plan.pingEveryMs - (now() - sent);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
-  parentPort.postMessage({ acks });
+  say({ acks });
   await new Promise(() => {}); // connected until 'close'
 }
-const pingerThread = new Worker(new URL(import.meta.url), { argv: process.argv.slice(2) });
-pingerThread.on('message', ({ delivered }) => { if (delivered) lastDelivery = Math.max(lastDelivery, delivered); });
-const fromPinger = (key) => new Promise((resolve, reject) => {
-  const take = (message) => { if (key in message) { pingerThread.off('message', take); resolve(message); } };
-  pingerThread.on('message', take);
-  pingerThread.once('error', reject);
-});
-await fromPinger('ready');
 await new Promise((r) => setTimeout(r, 300));
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
@@ -117,12 +115,7 @@ const done = plan.tokens.map((token, i) => new Promise((resolve) => {
 await Promise.all(done);
 const stormMs = now() - started;
 loopDelay.disable();
-const pinged = fromPinger('acks');
-pingerThread.postMessage('stop');
-const { acks } = await pinged;
 const startedWall = Date.now() - (now() - started);
-const stormAcks = acks.filter(([at]) => at >= startedWall && at <= startedWall + stormMs);
-const stormRtts = stormAcks.map(([, rtt]) => rtt);
 
 // presence still arriving after the last join belongs to the storm: wait until it has been quiet
 const settleStart = now();
@@ -131,24 +124,17 @@ while (now() - Math.max(lastDelivery, settleStart) < plan.settleMs && now() - se
 }
 const drainedMs = Math.max(lastDelivery, started) - started;
 for (const socket of sockets) socket.close();
-const pingerSaw = fromPinger('received');
-pingerThread.postMessage('close');
-for (const [event, n] of Object.entries((await pingerSaw).received)) received[event] += n;
 console.log(JSON.stringify({
   sockets: plan.tokens.length,
   joined,
   failed,
   firstError,
+  startedWall,
   stormMs: Math.round(stormMs),
   lastPresenceMs: Math.round(drainedMs),
-  pings: stormRtts.length,
-  ackP50Ms: percentile(stormRtts, 0.5),
-  ackP99Ms: percentile(stormRtts, 0.99),
-  ackMaxMs: percentile(stormRtts, 1),
-  // the load generator's own event loop (the storm's sockets; the pinger has its own)
+  // the load generator's own event loop (the storm's sockets; the pinger is another process)
   clientLoopDelayP99Ms: Math.round(loopDelay.percentile(99) / 1e4) / 100,
   clientLoopDelayMaxMs: Math.round(loopDelay.max / 1e4) / 100,
-  slowPings: stormAcks.filter(([, rtt]) => rtt > 50).map(([at, rtt]) => [at, Math.round(rtt)]),
   received,
   clientStates: seenStates,
 }));

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relay_ops.looplag import LoopLag
+from relay_ops.looplag import GcPauses, LoopLag, StallProbe
 from relay_ops.metrics import READY
 from relay_ops.shutdown import Drain, GracefulServer
 
@@ -39,12 +40,20 @@ def run_process(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 async def _with_lag_probe(main: Coroutine[Any, Any, None]) -> None:
+    GcPauses().install()
     probe = LoopLag(asyncio.get_running_loop())
     probe.start()
+    stalls = (
+        StallProbe(probe, float(os.environ["RELAY_STALL_PROBE_MS"])) if "RELAY_STALL_PROBE_MS" in os.environ else None
+    )
+    if stalls is not None:
+        stalls.start()
     try:
         await main
     finally:
         probe.stop()
+        if stalls is not None:
+            stalls.stop()
 
 
 def ops_routes(checks: dict[str, ReadinessCheck], registry: CollectorRegistry = REGISTRY) -> list[Route]:

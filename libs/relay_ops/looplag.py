@@ -1,12 +1,18 @@
-"""Event-loop lag: how late a 10 ms timer fires. Everything a process does waits for the loop, so a late
-timer is a late ack, a late delivery, a late heartbeat; the histogram shows the stalls an average hides
-(e.g. a connect storm's burst of handshakes, or a full garbage collection)."""
+"""Event-loop lag and garbage-collection pauses. Lag: how late a 10 ms timer fires. Everything a process
+does waits for the loop, so a late timer is a late ack, a late delivery, a late heartbeat; the histograms
+show the stalls an average hides (a connect storm's burst of handshakes, a full garbage collection)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
+import threading
+import time
+import traceback
 
 from prometheus_client import Histogram
+from relay_log import get_logger
 
 LOOP_LAG = Histogram(
     "relay_event_loop_lag_seconds",
@@ -22,6 +28,7 @@ class LoopLag:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._due = 0.0
+        self.last_tick = time.monotonic()  # read by StallProbe's thread
         self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -30,6 +37,7 @@ class LoopLag:
 
     def _tick(self) -> None:
         now = self._loop.time()
+        self.last_tick = time.monotonic()
         LOOP_LAG.observe(max(0.0, now - self._due))
         self._due = now + EVERY
         self._handle = self._loop.call_at(self._due, self._tick)
@@ -38,3 +46,64 @@ class LoopLag:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+
+GC_PAUSE = Histogram(
+    "relay_gc_pause_seconds",
+    "Garbage collections by generation: each one stops the loop for its duration",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+
+
+class GcPauses:
+    """Times every collection (gc.callbacks): a full one over a large heap stalls every socket at once."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self._children = [GC_PAUSE.labels(str(g)) for g in range(3)]
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._children[info["generation"]].observe(time.perf_counter() - self._started)
+
+    def install(self) -> None:
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+
+
+class StallProbe:
+    """Diagnostics (`RELAY_STALL_PROBE_MS`): a thread that, when the loop has not ticked for that long,
+    logs what the loop's thread is running (its innermost frames), once per stall. Costs a thread waking
+    every few ms; off by default."""
+
+    def __init__(self, lag: LoopLag, threshold_ms: float) -> None:
+        self._lag = lag
+        self._threshold = threshold_ms / 1000
+        self._loop_thread = threading.get_ident()
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._watch, name="relay-stall-probe", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        log = get_logger("relay_ops.stall")
+        reported_for = 0.0
+        while not self._stop.wait(self._threshold / 4):
+            last = self._lag.last_tick
+            stalled = time.monotonic() - last
+            if stalled < self._threshold or last == reported_for:
+                continue
+            frame = sys._current_frames().get(self._loop_thread)
+            stack = traceback.extract_stack(frame, limit=40) if frame is not None else []
+            reported_for = last
+            log.warning(
+                "loop.stalled",
+                stalled_ms=round(stalled * 1000),
+                stack=[f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}:{f.name}" for f in stack[-14:]],
+            )

@@ -260,6 +260,9 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             except Exception:
                 self.server.logger.exception("Unknown receive error")
             pkt = None  # neither the last message nor its packet is held while the socket idles
+            writer = self.writer
+            if writer is not None:  # what handling the packet wrote (a connect's answers) leaves now
+                writer.flush()
 
 
 class SocketTable(dict[str, Any]):

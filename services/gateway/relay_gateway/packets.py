@@ -110,6 +110,17 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
             raise MalformedPacket("an event is a JSON array whose first element is the event's name")
         await super()._handle_event(eio_sid, namespace, id, data)
 
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
+    ) -> None:
+        await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+        # the handler's answers (its ack, its replies) leave now, not on the loop's next pass: under a
+        # burst every pass is long, and a reply that waits for one more is that much later
+        socket = self.eio.sockets.get(eio_sid)
+        writer = getattr(socket, "writer", None)
+        if writer is not None:
+            writer.flush()
+
     async def _handle_ack(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         if id is None or not isinstance(data, list):
             raise MalformedPacket("an ack names the id of the event it answers and carries a JSON array")
