@@ -17,6 +17,7 @@ from relay_log import bound_contextvars, get_logger
 
 from relay_gateway import metrics
 from relay_gateway.dialects import Table, render
+from relay_gateway.fanout import FLUSHER
 from relay_gateway.interest import Interest
 from relay_gateway.rooms import scoped
 
@@ -109,7 +110,12 @@ class EventDelivery:
                     except Exception:
                         log.exception("delivery.failed", event_id=envelope.id, event_type=envelope.type)
                 unacked += 1
-                if unacked >= ACK_BATCH or _drained(messages):
+                drained = _drained(messages)
+                if drained:
+                    # nothing more waiting: the frames of the events just handled leave now (one write per
+                    # socket), not on the loop's next pass
+                    FLUSHER.flush()
+                if unacked >= ACK_BATCH or drained:
                     await message.ack(multiple=True)
                     unacked = 0
 
