@@ -15,7 +15,9 @@ import uvicorn
 import websockets
 from prometheus_client import REGISTRY
 from relay_devstack.stack import free_port
+from relay_gateway import fanout
 from relay_gateway.fanout import DirectSocket, FanoutEmit, SocketTable
+from relay_gateway.packets import GuardedServer
 from relay_gateway.leanqueue import LeanQueue
 from relay_gateway.wsprotocol import RelayWebSocketProtocol
 
@@ -33,8 +35,10 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(*, send_buffer: int = 4 << 20, deflate: bool = False, ping: float = 5) -> AsyncIterator[Server]:
-    sio = socketio.AsyncServer(async_mode="asgi", client_manager=FanoutEmit(), ping_interval=ping, ping_timeout=ping)
+async def serving(
+    *, send_buffer: int = 4 << 20, deflate: bool = False, ping: float = 5, server_class: type = socketio.AsyncServer
+) -> AsyncIterator[Server]:
+    sio = server_class(async_mode="asgi", client_manager=FanoutEmit(), ping_interval=ping, ping_timeout=ping)
     sio.eio.sockets = SocketTable(send_buffer)
     sio.eio.create_queue = LeanQueue
     port = free_port()
@@ -160,6 +164,17 @@ async def test_acks_binary_attachments_and_skip_sid_through_the_fast_path() -> N
         await until(lambda: answers == [{"answer": 7}])
         await a.disconnect()
         await b.disconnect()
+
+
+async def test_answers_leave_when_their_handler_returns_not_a_loop_pass_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a burst every loop pass is long; an ack or a connect's answer waiting for the next pass's flush is
+    that much later. With the per-pass flush switched off, they still leave: the step that wrote them sends them."""
+    monkeypatch.setattr(fanout.FLUSHER, "mark", lambda writer: None)
+    async with serving(server_class=GuardedServer) as server:
+        ws = await raw_socketio(server.url)  # the CONNECT answer came: written while its packet was read
+        await ws.send('421["echo",{"x":1}]')
+        assert await asyncio.wait_for(ws.recv(), 5) == '431[{"x":1}]'  # the ack: written by the handler's task
+        await ws.close()
 
 
 async def raw_socketio(url: str, **kwargs: object) -> websockets.ClientConnection:

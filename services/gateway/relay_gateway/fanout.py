@@ -195,6 +195,7 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             self.queue.task_done()
             if pkt is not None:
                 writer.write(ws_frame(pkt))
+        writer.flush()  # the OPEN packet of a fresh WebSocket leaves now, not a loop pass later
         self.writer = writer
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
         try:
