@@ -17,8 +17,8 @@ from prometheus_client import REGISTRY
 from relay_devstack.stack import free_port
 from relay_gateway import fanout
 from relay_gateway.fanout import DirectSocket, FanoutEmit, SocketTable
-from relay_gateway.packets import GuardedServer
 from relay_gateway.leanqueue import LeanQueue
+from relay_gateway.packets import GuardedServer
 from relay_gateway.wsprotocol import RelayWebSocketProtocol
 
 from tests.waiting import until
