@@ -207,7 +207,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if "node" in args.systems:
         systems.append(await NodeReference.start(key))
     if "relay" in args.systems:
-        systems.append(await RelaySystem.start(key, log_dir=REPORTS / "logs"))
+        systems.append(await RelaySystem.start(key, log_dir=REPORTS / "logs", publisher=args.relay_publisher))
     report: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "note": args.note}
     try:
         if "idle" in args.shapes:
@@ -234,6 +234,13 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=200)
     parser.add_argument("--idle-sockets", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each rate step")
+    parser.add_argument(
+        "--relay-publisher",
+        choices=("node", "python"),
+        default="node",
+        help="node: bench/node/relay-publish.js (Relay emit envelopes over AMQP, fire and forget like the Node "
+        "system's redis-emitter); python: the SDK's Emitter (confirmed; ~3k emits/s, on the servers' cores)",
+    )
     parser.add_argument("--note", default="2 cores shared by servers, clients and publishers")
     args = parser.parse_args()
     args.systems = args.systems.split(",")

@@ -155,13 +155,15 @@ class RelaySystem:
     name = "relay"
     tenant = "bench"
 
-    def __init__(self, stack: Stack, emitter: Emitter) -> None:
+    def __init__(self, stack: Stack, emitter: Emitter, publisher: LineProcess | None = None) -> None:
         self.stack = stack
         self.emitter = emitter
+        # None: the SDK's Emitter publishes (confirmed, from this process); else bench/node/relay-publish.js
+        self.publisher = publisher
         self.server_pids = [p.popen.pid for n, p in stack.procs.items() if n.startswith("gateway")]
 
     @classmethod
-    async def start(cls, key: str, log_dir: Path) -> RelaySystem:
+    async def start(cls, key: str, log_dir: Path, *, publisher: str = "node") -> RelaySystem:
         config = StackConfig(
             drop_topology=True,
             instance=key,
@@ -177,7 +179,10 @@ class RelaySystem:
         )
         stack = await asyncio.to_thread(lambda: Stack(config).start())
         emitter = await Emitter(AMQP_URL, instance=key, source="bench").connect()
-        return cls(stack, emitter)
+        node = None
+        if publisher == "node":
+            node, _ = await LineProcess.start("node", "relay-publish.js", AMQP_URL, key, cls.tenant)
+        return cls(stack, emitter, node)
 
     def client_config(self, sockets: int, rooms: int) -> dict[str, Any]:
         # rooms: each pair of sockets is one user (two tabs); events go to the user
@@ -186,6 +191,9 @@ class RelaySystem:
         return {"urls": self.stack.gateway_urls, "count": sockets, "tokens": tokens, "event": "bench"}
 
     async def publish(self, events_per_s: float, seconds: float, rooms: int) -> None:
+        if self.publisher is not None:
+            await self.publisher.ask(f"{events_per_s} {seconds} {rooms}")
+            return
         total = round(events_per_s * seconds)
         started = time.perf_counter()
         pending: set[asyncio.Task[str]] = set()
@@ -204,5 +212,7 @@ class RelaySystem:
         await asyncio.gather(*pending)
 
     async def stop(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.stop()
         await self.emitter.close()
         await asyncio.to_thread(self.stack.stop)
