@@ -79,7 +79,11 @@ class RpcClient:
 
     async def start(self) -> None:
         assert self._broker.channel is not None
-        self._queue = await self._broker.channel.declare_queue(exclusive=True, auto_delete=True)
+        # `<prefix>.replies.<token>`, a fresh token after every reconnect (private_queues.py): `call` reads the
+        # name it hands out as `reply_to` each time
+        self._queue = await self._broker.channel.declare_queue(
+            f"{self._broker.topology.prefix}.replies", exclusive=True, auto_delete=True
+        )
         await self._queue.consume(self._on_reply, no_ack=True)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
