@@ -62,9 +62,9 @@ class EventDelivery:
 
     async def start(self) -> None:
         assert self._broker.channel is not None
-        self._queue = await self._broker.channel.declare_queue(
-            f"{self._broker.topology.prefix}.gateway.{self._replica_id}", exclusive=True, auto_delete=True
-        )
+        # declared as `<base>.<token>`, a fresh token after every reconnect (relay_broker.private_queues);
+        # the bindings of Interest and EMIT_EVERYWHERE move with it
+        self._queue = await self._broker.channel.declare_queue(self.queue_base, exclusive=True, auto_delete=True)
         emit = self._broker.exchanges[self._broker.topology.emit]
         for pattern in EMIT_EVERYWHERE:
             await self._queue.bind(emit, pattern)
@@ -73,6 +73,11 @@ class EventDelivery:
     @property
     def queue(self) -> AbstractQueue | None:
         return self._queue
+
+    @property
+    def queue_base(self) -> str:
+        """The replica's queue name without the token of its current connection (a stable metric label)."""
+        return f"{self._broker.topology.prefix}.gateway.{self._replica_id}"
 
     async def _bind(self, pattern: str) -> None:
         assert self._queue is not None
