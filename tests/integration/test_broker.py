@@ -231,3 +231,38 @@ async def test_a_node_that_accepts_but_never_speaks_amqp_is_passed_over(monkeypa
         for writer in held:
             writer.close()
         server.close()
+
+
+async def test_an_event_published_while_its_channel_is_being_restored_waits_for_it(broker: Broker, proxy):
+    """After a connection loss the robust channel is closed until the reconnect restores it; a handler that
+    publishes in that window must not fail at once (redelivered at once, its command would spend its whole
+    delivery limit in milliseconds and be dead-lettered, though applied): the publish waits for the channel."""
+    from relay_contracts.routing import event_key, interest_pattern
+
+    from tests.waiting import until
+
+    assert broker.channel is not None
+    seen = await broker.channel.declare_queue(exclusive=True, auto_delete=True)
+    await seen.bind(broker.exchanges[broker.topology.events], interest_pattern("acme", "conv", "c1"))
+    process = Broker(f"amqp://guest:guest@127.0.0.1:{proxy.port}/?reconnect_interval=0.3", broker.topology)
+    await process.connect()
+    try:
+        assert process.channel is not None
+        proxy.strand()
+        proxy.release()  # the connection is gone on both sides: the process reconnects after 0.3 s
+        await until(lambda: process.channel is not None and process.channel.is_closed, what="the channel closed")
+        key = event_key("acme", "conv", "c1", "message.created")
+        await process.publish_events([(key, command("x", n=1)), (key, command("x", n=2))])
+        await process.publish_event(key, command("x", n=3))
+        got: list[int] = []
+        for _ in range(100):
+            message = await seen.get(no_ack=True, fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            got.append(Envelope.from_bytes(message.body).data["n"])
+            if len(got) == 3:
+                break
+        assert got == [1, 2, 3]
+    finally:
+        await process.close()
