@@ -27,6 +27,9 @@ from aio_pika import RobustChannel
 from aio_pika.abc import AbstractChannel
 from aio_pika.robust_queue import RobustQueue
 from pamqp.common import Arguments
+from relay_log import get_logger
+
+log = get_logger(__name__)
 
 
 def fresh_name(base: str) -> str:
@@ -66,6 +69,7 @@ class PrivateQueue(RobustQueue):
         old, self.name = self.name, fresh_name(self.base_name)
         if isinstance(self.channel, PrivateQueueChannel):
             self.channel.renamed(self, old)
+        log.info("broker.private_queue_renamed", old=old, new=self.name)
 
     async def restore(self, channel: Any = None) -> None:
         # the channel or connection was lost (and the old queue with it): declared anew on the new one
