@@ -153,3 +153,39 @@ async def test_private_queues_take_fresh_names_and_serve_on_after_a_reconnect(br
         if delivery is not None:
             await delivery.close()
         await process.close()
+
+
+async def test_a_call_whose_reply_queue_a_reconnect_replaced_settles_without_waiting_for_its_reply(
+    broker: Broker, proxy: LingeringProxy
+):
+    """A command sent before a connection loss and handled after it answers to the old reply queue: that reply
+    can never come. Its handler claimed it `applied`, so the caller may not say UNAVAILABLE; instead of waiting
+    `claimed_wait` for nothing it answers at once that the outcome is unknown (retry with the same key)."""
+    from relay_contracts.claims import MemoryClaims, Want
+
+    claims = MemoryClaims()
+    taken, may_answer = asyncio.Event(), asyncio.Event()
+
+    async def slow(env: Envelope) -> dict[str, Any]:
+        assert await claims.claim([Want(env.id, start=True)]) == [True]  # as a handler does before its write
+        taken.set()
+        await may_answer.wait()
+        return {"late": True}
+
+    await serve_commands(broker, "message", ["test.#"], {"test.slow": slow}, claims=claims)
+    process = Broker(f"amqp://guest:guest@127.0.0.1:{proxy.port}/?reconnect_interval=0.2", broker.topology)
+    await process.connect()
+    try:
+        rpc = RpcClient(process, timeout=1, claims=claims, claimed_wait=20)
+        await rpc.start()
+        in_flight = asyncio.create_task(rpc.call(command("test.slow", conversationId="c1")))
+        await asyncio.wait_for(taken.wait(), 5)
+        proxy.strand()
+        started = time.monotonic()
+        with pytest.raises(RelayError) as unknown:
+            await asyncio.wait_for(in_flight, 10)
+        assert unknown.value.code == ErrorCode.INTERNAL and unknown.value.details.get("outcome") == "unknown"
+        assert time.monotonic() - started < 10  # not claimed_wait (20 s)
+    finally:
+        may_answer.set()
+        await process.close()
