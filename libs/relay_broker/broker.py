@@ -19,6 +19,7 @@ from relay_log import get_logger
 from relay_broker import batching
 from relay_broker.failover import FailoverConnection, broker_urls
 from relay_broker.lanes import partition_of
+from relay_broker.private_queues import PrivateQueueChannel
 
 log = get_logger(__name__)
 batching.install()  # every connection of the process writes each tick's frames at once
@@ -210,16 +211,19 @@ class Broker:
         await self.exchanges[exchange].publish(message, routing_key=routing_key)
 
     async def restored(self, channel: AbstractChannel) -> None:
-        """Wait (up to RESTORE_WAIT_SECONDS) for a channel that a reconnect has not restored yet. aio-pika fails
+        """Wait (up to RESTORE_WAIT_SECONDS) for a channel that a reconnect has not restored yet (its private
+        queues declared again, under their new names, with their bindings and consumers). aio-pika fails
         a publish on such a channel at once, and the connection restores its channels one after another: a
         service's lane channel can be back and deliver a command while the channel its handler publishes the
         events (or the reply) on is not. That handler would fail, the command be redelivered at once and fail
         again, its delivery limit spent in milliseconds: dead-lettered, though applied, while its caller waits
-        for a reply that never comes. A channel closed for good (`close`) fails as before."""
+        for a reply that never comes. Only while the connection is up (its channels being restored): while the
+        broker is away, or after `close`, a publish fails fast as before."""
         connection = self.connection
-        if not channel.is_closed or not isinstance(channel, AbstractRobustChannel) or connection is None:
+        restoring = channel.restoring if isinstance(channel, PrivateQueueChannel) else channel.is_closed
+        if not restoring or not isinstance(channel, AbstractRobustChannel) or connection is None:
             return
-        if connection.close_called or connection.is_closed:
+        if connection.close_called or connection.is_closed or not connection.connected.is_set():
             return
         try:
             await asyncio.wait_for(channel.ready(), RESTORE_WAIT_SECONDS)

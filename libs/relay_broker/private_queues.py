@@ -19,6 +19,7 @@ queue held is gone with it, as it always was with the connection that owned it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -83,7 +84,23 @@ class PrivateQueue(RobustQueue):
 
 
 class PrivateQueueChannel(RobustChannel):
+    """A robust channel of private queues that also tells whether it is being restored: from the loss of its
+    channel (or connection) until its exchanges, queues (renamed), bindings and consumers are back. aio-pika's
+    `is_closed` turns false as soon as the new channel is open, before its queues are declared again."""
+
     QUEUE_CLASS = PrivateQueue
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.restoring = True  # until its first opening
+
+    async def _on_open(self) -> None:
+        await super()._on_open()
+        self.restoring = False
+
+    async def _on_close(self, closing: asyncio.Future[Any]) -> BaseException | None:
+        self.restoring = True
+        return await super()._on_close(closing)
 
     def renamed(self, queue: RobustQueue, old: str) -> None:
         """Keep the channel's own index (name -> queues, used by `queue_delete`) on the current name."""
