@@ -81,6 +81,8 @@ class EventDelivery:
 
     async def _bind(self, pattern: str) -> None:
         assert self._queue is not None
+        # during a reconnect the queue is declared again under a new name: a bind before that would fail
+        await self._broker.restored(self._queue.channel)
         await self._queue.bind(self._broker.exchanges[self._broker.topology.events], pattern)
         # relay.emit targets users and tenants with the same keys: the same interest covers both
         await self._queue.bind(self._broker.exchanges[self._broker.topology.emit], pattern)
@@ -88,6 +90,7 @@ class EventDelivery:
 
     async def _unbind(self, pattern: str) -> None:
         assert self._queue is not None
+        await self._broker.restored(self._queue.channel)
         await self._queue.unbind(self._broker.exchanges[self._broker.topology.events], pattern)
         await self._queue.unbind(self._broker.exchanges[self._broker.topology.emit], pattern)
         metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()))
