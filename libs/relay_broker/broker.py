@@ -10,6 +10,7 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 from relay_contracts import Envelope
@@ -18,12 +19,14 @@ from relay_log import get_logger
 from relay_broker import batching
 from relay_broker.failover import FailoverConnection, broker_urls
 from relay_broker.lanes import partition_of
+from relay_broker.private_queues import PrivateQueueChannel
 
 log = get_logger(__name__)
 batching.install()  # every connection of the process writes each tick's frames at once
 
 COMMAND_DELIVERY_LIMIT = 5
 CONNECT_TIMEOUT_SECONDS = 10.0  # one attempt to reach a node (TCP and AMQP handshake)
+RESTORE_WAIT_SECONDS = 5.0  # how long a publish waits for its channel to be restored after a reconnect
 
 
 @dataclass(frozen=True)
@@ -192,8 +195,40 @@ class Broker:
     ) -> None:
         """Publish and wait for the broker's confirm; raises if the broker nacks or is away. A message with an
         `expiration` (seconds) that no consumer took in time is dropped by the broker (to the DLX)."""
+        await self.restored(self._channel())
+        await self._publish_now(exchange, routing_key, envelope, reply_to, persistent, expiration)
+
+    async def _publish_now(
+        self,
+        exchange: str,
+        routing_key: str,
+        envelope: Envelope,
+        reply_to: str | None = None,
+        persistent: bool = True,
+        expiration: float | None = None,
+    ) -> None:
         message = _message(envelope, reply_to=reply_to, persistent=persistent, expiration=expiration)
         await self.exchanges[exchange].publish(message, routing_key=routing_key)
+
+    async def restored(self, channel: AbstractChannel) -> None:
+        """Wait (up to RESTORE_WAIT_SECONDS) for a channel that a reconnect has not restored yet (its private
+        queues declared again, under their new names, with their bindings and consumers). aio-pika fails
+        a publish on such a channel at once, and the connection restores its channels one after another: a
+        service's lane channel can be back and deliver a command while the channel its handler publishes the
+        events (or the reply) on is not. That handler would fail, the command be redelivered at once and fail
+        again, its delivery limit spent in milliseconds: dead-lettered, though applied, while its caller waits
+        for a reply that never comes. Only while the connection is up (its channels being restored): while the
+        broker is away, or after `close`, a publish fails fast as before."""
+        connection = self.connection
+        restoring = channel.restoring if isinstance(channel, PrivateQueueChannel) else channel.is_closed
+        if not restoring or not isinstance(channel, AbstractRobustChannel) or connection is None:
+            return
+        if connection.close_called or connection.is_closed or not connection.connected.is_set():
+            return
+        try:
+            await asyncio.wait_for(channel.ready(), RESTORE_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("broker.channel_not_restored", waited=RESTORE_WAIT_SECONDS)
 
     async def publish_command(
         self, envelope: Envelope, *, reply_to: str | None = None, expiration: float | None = None
@@ -245,8 +280,12 @@ class Broker:
         """Publish events in this order and wait for all their confirms at once (not one round trip each).
 
         The channel writes publishes in the order their tasks reach it, and the tasks start in list order
-        without suspending before they queue on the channel's lock, so the broker gets them in order."""
-        await asyncio.gather(*(self.publish_event(key, event) for key, event in events))
+        without suspending before they queue on the channel's lock, so the broker gets them in order (hence
+        one wait for a channel being restored before them all, not one in each)."""
+        await self.restored(self._channel())
+        await asyncio.gather(
+            *(self._publish_now(self.topology.events, key, event, persistent=False) for key, event in events)
+        )
 
     async def close(self) -> None:
         if self.connection is not None:

@@ -68,6 +68,7 @@ async def serve_commands(
     async def reply(message: AbstractIncomingMessage, body: dict[str, Any]) -> None:
         channel = broker.reply_channel or broker.channel
         if message.reply_to and channel is not None:
+            await broker.restored(channel)
             await channel.default_exchange.publish(
                 aio_pika.Message(json.dumps(body, default=str).encode(), correlation_id=message.correlation_id),
                 routing_key=message.reply_to,

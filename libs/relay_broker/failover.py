@@ -3,7 +3,8 @@
 aio-pika's `RobustConnection` reconnects to the one URL it was given, so losing that node would
 leave the process waiting for it. This subclass moves to the next node at every connection attempt
 (and after every loss), so a process rides over the loss of any one node; its channels, queues,
-bindings and consumers are restored on the node it lands on, as after any reconnect.
+bindings and consumers are restored on the node it lands on, as after any reconnect (its private
+queues under fresh names: private_queues.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 from aio_pika import RobustConnection
 from yarl import URL
+
+from relay_broker.private_queues import PrivateQueueChannel
 
 
 def broker_urls(setting: str) -> list[URL]:
@@ -23,6 +26,8 @@ def broker_urls(setting: str) -> list[URL]:
 
 
 class FailoverConnection(RobustConnection):
+    CHANNEL_CLASS = PrivateQueueChannel
+
     def __init__(self, urls: list[URL], **kwargs: Any) -> None:
         self._urls = list(urls)
         self._attempt = 0

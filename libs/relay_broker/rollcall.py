@@ -51,7 +51,9 @@ class RollCall:
 
     async def start(self) -> None:
         assert self._broker.channel is not None
-        queue = await self._broker.channel.declare_queue(exclusive=True, auto_delete=True)
+        queue = await self._broker.channel.declare_queue(
+            f"{self._broker.topology.prefix}.members.{self._service}", exclusive=True, auto_delete=True
+        )
         await queue.bind(self._broker.exchanges[self._broker.topology.members], self._service)
         await queue.consume(self._heard, no_ack=True)
         self._task = asyncio.create_task(self._beat(), name=f"rollcall-{self._service}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import aio_pika
@@ -79,7 +80,11 @@ class RpcClient:
 
     async def start(self) -> None:
         assert self._broker.channel is not None
-        self._queue = await self._broker.channel.declare_queue(exclusive=True, auto_delete=True)
+        # `<prefix>.replies.<token>`, a fresh token after every reconnect (private_queues.py): `call` reads the
+        # name it hands out as `reply_to` each time
+        self._queue = await self._broker.channel.declare_queue(
+            f"{self._broker.topology.prefix}.replies", exclusive=True, auto_delete=True
+        )
         await self._queue.consume(self._on_reply, no_ack=True)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
@@ -111,9 +116,14 @@ class RpcClient:
         # dies, the redelivery applies it (the broker would drop it at its expiration)
         expiration = lifetime if self._claims is None else wait + self._claimed_wait
         self._pending[envelope.id] = future
+        queue = self._queue
         try:
+            # the reply queue takes a new name at each reconnect (private_queues.py), and the command channel can
+            # be restored before the reply queue's: wait for the latter, so that `reply_to` names a queue that is
+            await self._broker.restored(queue.channel)
+            reply_to = queue.name
             try:
-                await self._broker.publish_command(envelope, reply_to=self._queue.name, expiration=expiration)
+                await self._broker.publish_command(envelope, reply_to=reply_to, expiration=expiration)
             except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
                 raise _unavailable(envelope, exc) from exc
             try:
@@ -124,7 +134,7 @@ class RpcClient:
                 elif self._claims is None:
                     raise RelayError(ErrorCode.UNAVAILABLE, f"{envelope.type} timed out") from exc
                 else:
-                    reply = await self._settle_by_claim(envelope, future, self._claims)
+                    reply = await self._settle_by_claim(envelope, future, self._claims, lambda: queue.name != reply_to)
         finally:
             self._pending.pop(envelope.id, None)
         if reply.get("ok"):
@@ -132,12 +142,18 @@ class RpcClient:
         raise RelayError.from_dict(reply.get("error") or {})
 
     async def _settle_by_claim(
-        self, envelope: Envelope, future: asyncio.Future[dict[str, Any]], claims: Claims
+        self,
+        envelope: Envelope,
+        future: asyncio.Future[dict[str, Any]],
+        claims: Claims,
+        reply_lost: Callable[[], bool],
     ) -> dict[str, Any]:
-        """The timer fired with no reply: UNAVAILABLE only if our `cancelled` claim holds; else wait on."""
+        """The timer fired with no reply: UNAVAILABLE only if our `cancelled` claim holds; else wait on, unless
+        `reply_lost` says the queue the reply was sent to is gone (a reconnect renamed ours): it cannot come."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._claimed_wait
         fate: str | None = None
+        counted = lost = False
         while True:
             if fate != APPLIED:
                 try:
@@ -149,19 +165,22 @@ class RpcClient:
                 return future.result()
             if fate == CANCELLED:
                 raise RelayError(ErrorCode.UNAVAILABLE, f"{envelope.type} timed out; nothing was changed")
+            if fate == APPLIED and reply_lost():
+                lost = True  # sent before a connection loss, handled after it: its reply went nowhere
+                break
             remaining = give_up - loop.time()
             if remaining <= 0:
                 break
-            if fate == APPLIED:
+            if fate == APPLIED and not counted:
                 CLAIMED_LATE.inc()
+                counted = True
             try:
-                # an applied claim: its reply is on its way; an unknown fate: ask the store again soon
-                return await asyncio.wait_for(
-                    asyncio.shield(future), remaining if fate == APPLIED else min(remaining, CLAIM_RETRY_SECONDS)
-                )
+                # an applied claim: its reply is on its way (unless a reconnect loses it: looked at every
+                # CLAIM_RETRY_SECONDS); an unknown fate: ask the store again soon
+                return await asyncio.wait_for(asyncio.shield(future), min(remaining, CLAIM_RETRY_SECONDS))
             except TimeoutError:
                 continue
-        log.error("rpc.outcome_unknown", command=envelope.type, claim=fate or "unreachable")
+        log.error("rpc.outcome_unknown", command=envelope.type, claim=fate or "unreachable", reply_lost=lost)
         raise RelayError(
             ErrorCode.INTERNAL,
             f"{envelope.type} was taken but its result did not come back in time; it may be applied: "

@@ -3,17 +3,22 @@ on all three) loses the node every process is connected to, killed without a goo
 has traffic. Every process moves to another node by itself (AMQP_URL lists the three), and no
 message the platform accepted is lost, stored twice, or missing for the follower.
 
-The processes reconnect within a few hundred milliseconds, before the lanes' new Raft leaders are
-elected: on RabbitMQ 3.10 a channel whose first command reaches a lane then is nacked for that lane
-for good, so this test used to fail with every command refused after the loss
-(`Broker._renew_command_channel` is the fix). The nodes' logs and a last `list_queues` (leader,
-members, online) are kept with the stack's logs."""
+The processes reconnect within a few hundred milliseconds, which met three races of the cluster:
+- before the lanes' new Raft leaders are elected: on RabbitMQ 3.10 a channel whose first command
+  reaches a lane then is nacked for that lane for good, so every command was refused after the loss
+  (`Broker._renew_command_channel` is the fix);
+- before the survivors' cleanup of the lost node's transient queues, which deletes them by name: a
+  private queue (replies, event delivery, roll call) declared again under its old name was deleted
+  under its process, whose calls then timed out (relay_broker.private_queues gives each declaration
+  a fresh name);
+- before all of a process's channels are restored: a handler whose event channel was not back yet
+  failed, and its command was dead-lettered within milliseconds though applied (`Broker.restored`).
+The nodes' logs and a last `list_queues` (leader, members, online) are kept with the stack's logs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import time
@@ -34,14 +39,6 @@ pytestmark = [
     # the private nodes share only the Erlang cookie and epmd with the machine's broker: their own names,
     # ports and data directories, and they are found (and killed) by their own environment (rabbit.py)
     pytest.mark.skipif(not CAN_RUN, reason=WHY_NOT),
-    # still opt-in: about 1 run in 7 stalls on a second race (issue 14): a process that reconnects within
-    # ~50 ms re-declares its exclusive queues (reply, delivery, roll call) while the survivors still hold
-    # the lost node's records; their node-down cleanup then deletes them under it (a later queue.bind
-    # fails NOT_FOUND, replies come back unroutable), so its calls time out until it reconnects again
-    pytest.mark.skipif(
-        os.environ.get("RELAY_CLUSTER_TEST") != "1",
-        reason="opt-in: RELAY_CLUSTER_TEST=1 (a reconnect racing the cluster's cleanup can still stall it)",
-    ),
 ]
 
 LIMITS = "message=1000/10s,rest_write=1000/10s"  # one poster sends fast

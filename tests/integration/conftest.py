@@ -10,6 +10,9 @@ import pytest
 from relay_broker import Broker, Topology
 from relay_devstack import Stack, StackConfig
 from relay_mongo import connect
+from yarl import URL
+
+from tests.integration.amqp_proxy import LingeringProxy
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -38,3 +41,12 @@ async def broker() -> AsyncIterator[Broker]:
     yield b
     await b.delete_topology()
     await b.close()
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[LingeringProxy]:
+    """A TCP proxy to the broker whose connections the test cuts (amqp_proxy.py)."""
+    p = LingeringProxy(URL(AMQP_URL))
+    await p.start()
+    yield p
+    await p.close()

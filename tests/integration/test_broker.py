@@ -231,3 +231,60 @@ async def test_a_node_that_accepts_but_never_speaks_amqp_is_passed_over(monkeypa
         for writer in held:
             writer.close()
         server.close()
+
+
+async def test_an_event_published_while_its_channel_is_being_restored_waits_for_it(
+    broker: Broker, proxy, monkeypatch: pytest.MonkeyPatch
+):
+    """A reconnect restores a process's channels one after another: a handler can be given a command while the
+    channel it publishes its events on is not back yet. That publish must wait for the channel, not fail at
+    once (redelivered at once, the command would spend its whole delivery limit in milliseconds and be
+    dead-lettered, though applied). Here the restore of the process's private queue is held at a gate."""
+    from relay_broker.private_queues import PrivateQueue, PrivateQueueChannel
+    from relay_contracts.routing import event_key, interest_pattern
+
+    from tests.waiting import until
+
+    gate = asyncio.Event()
+    restore = PrivateQueue.restore
+
+    async def held(queue: PrivateQueue, channel: object = None) -> None:
+        await gate.wait()
+        await restore(queue, channel)
+
+    assert broker.channel is not None
+    seen = await broker.channel.declare_queue(exclusive=True, auto_delete=True)
+    await seen.bind(broker.exchanges[broker.topology.events], interest_pattern("acme", "conv", "c1"))
+    process = Broker(f"amqp://guest:guest@127.0.0.1:{proxy.port}/?reconnect_interval=0.2", broker.topology)
+    await process.connect()
+    try:
+        assert process.channel is not None and process.connection is not None
+        await process.channel.declare_queue("held", exclusive=True, auto_delete=True)  # restored at the gate
+        monkeypatch.setattr(PrivateQueue, "restore", held)
+        proxy.strand()
+        proxy.release()
+        channel, connection = process.channel, process.connection
+        assert isinstance(channel, PrivateQueueChannel)
+        await until(lambda: connection.connected.is_set() and channel.restoring, what="connection back, channel not")
+        key = event_key("acme", "conv", "c1", "message.created")
+        published = asyncio.gather(
+            process.publish_events([(key, command("x", n=1)), (key, command("x", n=2))]),
+            process.publish_event(key, command("x", n=3)),
+        )
+        await asyncio.sleep(0.2)
+        assert not published.done()  # waiting for the channel, not failed
+        gate.set()
+        await asyncio.wait_for(published, 5)
+        got: list[int] = []
+        for _ in range(100):
+            message = await seen.get(no_ack=True, fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            got.append(Envelope.from_bytes(message.body).data["n"])
+            if len(got) == 3:
+                break
+        assert sorted(got) == [1, 2, 3] and got.index(1) < got.index(2)  # a batch keeps its order
+    finally:
+        gate.set()
+        await process.close()

@@ -63,9 +63,9 @@ class EventDelivery:
 
     async def start(self) -> None:
         assert self._broker.channel is not None
-        self._queue = await self._broker.channel.declare_queue(
-            f"{self._broker.topology.prefix}.gateway.{self._replica_id}", exclusive=True, auto_delete=True
-        )
+        # declared as `<base>.<token>`, a fresh token after every reconnect (relay_broker.private_queues);
+        # the bindings of Interest and EMIT_EVERYWHERE move with it
+        self._queue = await self._broker.channel.declare_queue(self.queue_base, exclusive=True, auto_delete=True)
         emit = self._broker.exchanges[self._broker.topology.emit]
         for pattern in EMIT_EVERYWHERE:
             await self._queue.bind(emit, pattern)
@@ -75,8 +75,15 @@ class EventDelivery:
     def queue(self) -> AbstractQueue | None:
         return self._queue
 
+    @property
+    def queue_base(self) -> str:
+        """The replica's queue name without the token of its current connection (a stable metric label)."""
+        return f"{self._broker.topology.prefix}.gateway.{self._replica_id}"
+
     async def _bind(self, pattern: str) -> None:
         assert self._queue is not None
+        # during a reconnect the queue is declared again under a new name: a bind before that would fail
+        await self._broker.restored(self._queue.channel)
         await self._queue.bind(self._broker.exchanges[self._broker.topology.events], pattern)
         # relay.emit targets users and tenants with the same keys: the same interest covers both
         await self._queue.bind(self._broker.exchanges[self._broker.topology.emit], pattern)
@@ -84,6 +91,7 @@ class EventDelivery:
 
     async def _unbind(self, pattern: str) -> None:
         assert self._queue is not None
+        await self._broker.restored(self._queue.channel)
         await self._queue.unbind(self._broker.exchanges[self._broker.topology.events], pattern)
         await self._queue.unbind(self._broker.exchanges[self._broker.topology.emit], pattern)
         metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()))

@@ -161,7 +161,7 @@ class PresenceReporter:
         if queue is not None:
             try:
                 declared = await queue.declare()
-                CONSUMER_LAG.labels("gateway", queue.name).set(declared.message_count or 0)
+                CONSUMER_LAG.labels("gateway", self.gw.delivery.queue_base).set(declared.message_count or 0)
             except Exception:
                 log.debug("presence.lag_sample_failed")
 
