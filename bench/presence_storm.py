@@ -48,6 +48,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the process's threads spent runnable but waiting for a CPU (/proc/<pid>/schedstat, main thread)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def pids(stack: Stack) -> dict[str, int]:
     return {name: proc.popen.pid for name, proc in stack.procs.items() if name != "mongo"}
 
@@ -219,6 +224,7 @@ def storm(
         profilers = start_profilers(stack, ["gateway-0", *stack.instances("presence")], Path(tmp)) if profile else []
         lag_before = loop_lag_buckets(stack)
         cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        waited_before = {name: runqueue_wait_seconds(pid) for name, pid in watched.items()}
         pinger = Pinger(plan_path)
         try:
             time.sleep(0.3)
@@ -236,6 +242,7 @@ def storm(
             if pinger.popen.poll() is None:
                 pinger.popen.kill()
         cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in watched.items()}
+        waited = {name: round(runqueue_wait_seconds(pid) - waited_before[name], 2) for name, pid in watched.items()}
         hot = stop_profilers(profilers)
         trips = command_round_trips(stack)
         lag = loop_lag_during(lag_before, loop_lag_buckets(stack))
@@ -282,6 +289,7 @@ def storm(
         "deliveries_by_event": seen["received"],
         "deliveries_per_transition": round(deliveries / transitions, 1),
         "cpu_s": cpu,
+        "runqueue_wait_s": waited,  # runnable but waiting for one of the 2 cores (the main thread)
         "cpu_ms_per_transition": round(presence_cpu * 1000 / transitions, 2),
         "cpu_ms_per_transition_note": "gateways + presence service, whole storm (handshakes and joins included)",
         "wall_s": round(wall, 1),

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relay_ops.looplag import GcPauses, LoopLag, StallProbe
+from relay_ops.looplag import GcPauses, LoopLag, QuietFullCollections, StallProbe
 from relay_ops.metrics import READY
 from relay_ops.shutdown import Drain, GracefulServer
 
@@ -43,6 +43,9 @@ async def _with_lag_probe(main: Coroutine[Any, Any, None]) -> None:
     GcPauses().install()
     probe = LoopLag(asyncio.get_running_loop())
     probe.start()
+    collections = QuietFullCollections(probe, every=float(os.environ.get("RELAY_GC_FULL_EVERY_SECONDS", "30")))
+    if collections_enabled := os.environ.get("RELAY_GC_FULL_EVERY_SECONDS") != "0":
+        collections.start()
     stalls = (
         StallProbe(probe, float(os.environ["RELAY_STALL_PROBE_MS"])) if "RELAY_STALL_PROBE_MS" in os.environ else None
     )
@@ -52,6 +55,8 @@ async def _with_lag_probe(main: Coroutine[Any, Any, None]) -> None:
         await main
     finally:
         probe.stop()
+        if collections_enabled:
+            collections.stop()
         if stalls is not None:
             stalls.stop()
 

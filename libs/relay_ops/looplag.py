@@ -26,21 +26,29 @@ class LoopLag:
     """A callback re-armed every `EVERY` seconds (no task): ~100 cheap wake-ups a second."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self._due = 0.0
         self.last_tick = time.monotonic()  # read by StallProbe's thread
+        self._last_late = time.monotonic()  # when a tick last came more than 25 ms late
         self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        self._due = self._loop.time() + EVERY
-        self._handle = self._loop.call_at(self._due, self._tick)
+        self._due = self.loop.time() + EVERY
+        self._handle = self.loop.call_at(self._due, self._tick)
 
     def _tick(self) -> None:
-        now = self._loop.time()
+        now = self.loop.time()
         self.last_tick = time.monotonic()
-        LOOP_LAG.observe(max(0.0, now - self._due))
+        lag = max(0.0, now - self._due)
+        LOOP_LAG.observe(lag)
+        if lag > 0.025:
+            self._last_late = self.last_tick
         self._due = now + EVERY
-        self._handle = self._loop.call_at(self._due, self._tick)
+        self._handle = self.loop.call_at(self._due, self._tick)
+
+    def calm_for(self) -> float:
+        """Seconds since a tick last fired more than 25 ms late."""
+        return time.monotonic() - self._last_late
 
     def stop(self) -> None:
         if self._handle is not None:
@@ -107,3 +115,45 @@ class StallProbe:
                 stalled_ms=round(stalled * 1000),
                 stack=[f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}:{f.name}" for f in stack[-14:]],
             )
+
+
+class QuietFullCollections:
+    """Full (generation 2) collections at a quiet moment instead of whenever allocation counts say so.
+
+    CPython starts a full collection when enough new long-lived objects piled up: exactly during a burst
+    (a connect storm's thousand new sockets), when a 20-130 ms stop of the loop hurts most (measured:
+    one per storm per gateway, each a slow ack of every user on it). Here the automatic trigger for
+    generation 2 is off; every `every` seconds a full collection runs as soon as the loop has been calm
+    (no tick more than 25 ms late for the last second), and at the latest `every + give_up` seconds
+    after the previous one. Generations 0 and 1 run as usual; cyclic garbage that reached generation 2
+    waits at most that long."""
+
+    def __init__(self, lag: LoopLag, *, every: float = 30.0, give_up: float = 270.0) -> None:
+        self._lag = lag
+        self._every = every
+        self._give_up = give_up
+        self._handle: asyncio.TimerHandle | None = None
+        self._last = 0.0
+        self._saved: tuple[int, int, int] | None = None
+
+    def start(self) -> None:
+        self._saved = gc.get_threshold()
+        gc.set_threshold(self._saved[0], self._saved[1], 1 << 30)  # generation 2 only when we say
+        self._last = time.monotonic()
+        self._handle = self._lag.loop.call_later(self._every, self._maybe_collect)
+
+    def _maybe_collect(self) -> None:
+        now = time.monotonic()
+        if self._lag.calm_for() >= 1.0 or now - self._last >= self._every + self._give_up:
+            gc.collect(2)
+            self._last = time.monotonic()
+            self._handle = self._lag.loop.call_later(self._every, self._maybe_collect)
+        else:
+            self._handle = self._lag.loop.call_later(1.0, self._maybe_collect)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._saved is not None:
+            gc.set_threshold(*self._saved)
