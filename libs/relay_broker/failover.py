@@ -13,6 +13,8 @@ from typing import Any
 from aio_pika import RobustConnection
 from yarl import URL
 
+from relay_broker.transport import CoalescingTCPTransportFactory
+
 
 def broker_urls(setting: str) -> list[URL]:
     """`amqp://a:5672/,amqp://b:5672/` -> one URL per node (at least one)."""
@@ -28,6 +30,9 @@ class FailoverConnection(RobustConnection):
         self._attempt = 0
         self._transport: Any = None
         super().__init__(self._urls[0], **kwargs)
+        # every node is reached through the same factory; amqps:// keeps aiormq's TLS one
+        if all(u.scheme == "amqp" for u in self._urls):
+            self.kwargs["transport_factory"] = CoalescingTCPTransportFactory()
         self._attempt = -1  # the first attempt (which clears `transport`) goes to the first node
 
     # aio-pika clears `transport` before each connection attempt and when a connection is lost:
