@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import cast
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aiormq import spec
 from relay_contracts import Envelope
 from relay_log import get_logger
 
@@ -20,6 +23,7 @@ from relay_broker.lanes import partition_of
 
 log = get_logger(__name__)
 
+PERSISTENT, NOT_PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT), int(aio_pika.DeliveryMode.NOT_PERSISTENT)
 COMMAND_DELIVERY_LIMIT = 5
 CONNECT_TIMEOUT_SECONDS = 10.0  # one attempt to reach a node (TCP and AMQP handshake)
 
@@ -178,21 +182,56 @@ class Broker:
         reply_to: str | None = None,
         persistent: bool = True,
         expiration: float | None = None,
+        mandatory: bool = True,
     ) -> None:
         """Publish and wait for the broker's confirm; raises if the broker nacks or is away. A message with an
         `expiration` (seconds) that no consumer took in time is dropped by the broker (to the DLX)."""
-        message = aio_pika.Message(
-            envelope.to_bytes(),
+        properties = spec.Basic.Properties(
             content_type="application/json",
             message_id=envelope.id,
             correlation_id=envelope.id if reply_to else envelope.correlationId,
             reply_to=reply_to,
-            type=envelope.type,
+            message_type=envelope.type,
             headers={"x-correlation-id": envelope.correlationId, "x-tenant": envelope.tenant},
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
-            expiration=expiration,
+            delivery_mode=PERSISTENT if persistent else NOT_PERSISTENT,
+            expiration=None if expiration is None else str(int(expiration * 1000)),
         )
-        await self.exchanges[exchange].publish(message, routing_key=routing_key)
+        await self._basic_publish(
+            self._channel(), exchange, routing_key, envelope.to_bytes(), properties, mandatory=mandatory
+        )
+
+    async def _basic_publish(
+        self,
+        channel: AbstractChannel,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: spec.Basic.Properties,
+        *,
+        mandatory: bool,
+    ) -> None:
+        # aio-pika's Exchange.publish, minus its Message object and its wait for the frame to reach the socket
+        # (`wait=False`): holding the channel's lock until the writer task has written the frame made every
+        # publish on a channel take turns with that task, a few loop passes each. The order on the channel is
+        # the order of the calls all the same, and with confirms the broker's ack is still awaited.
+        if channel.is_closed:
+            raise aio_pika.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+        # aiormq's Channel takes `wait`; its abstract base does not say so
+        underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+        await underlay.basic_publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=mandatory,
+            wait=False,
+        )
+
+    async def reply(self, reply_to: str, correlation_id: str | None, body: bytes) -> None:
+        """A command's answer to its caller's queue: no confirm, and unroutable (the caller is gone) means dropped."""
+        channel = self.reply_channel or self._channel()
+        properties = spec.Basic.Properties(correlation_id=correlation_id)
+        await self._basic_publish(channel, "", reply_to, body, properties, mandatory=False)
 
     async def publish_command(
         self, envelope: Envelope, *, reply_to: str | None = None, expiration: float | None = None
@@ -202,7 +241,8 @@ class Broker:
         await self.publish(self.topology.commands, key, envelope, reply_to=reply_to, expiration=expiration)
 
     async def publish_event(self, routing_key: str, envelope: Envelope) -> None:
-        await self.publish(self.topology.events, routing_key, envelope, persistent=False)
+        # an event nobody listens to (no gateway has an interested socket) is dropped, not returned to us
+        await self.publish(self.topology.events, routing_key, envelope, persistent=False, mandatory=False)
 
     async def publish_events(self, events: list[tuple[str, Envelope]]) -> None:
         """Publish events in this order and wait for all their confirms at once (not one round trip each).

@@ -8,7 +8,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 from relay_contracts import Envelope, ErrorCode, RelayError
@@ -66,12 +65,8 @@ async def serve_commands(
     """
 
     async def reply(message: AbstractIncomingMessage, body: dict[str, Any]) -> None:
-        channel = broker.reply_channel or broker.channel
-        if message.reply_to and channel is not None:
-            await channel.default_exchange.publish(
-                aio_pika.Message(json.dumps(body, default=str).encode(), correlation_id=message.correlation_id),
-                routing_key=message.reply_to,
-            )
+        if message.reply_to:
+            await broker.reply(message.reply_to, message.correlation_id, json.dumps(body, default=str).encode())
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
