@@ -13,12 +13,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiormq
 from aiormq.connection import TransportFactory
 from aiormq.exceptions import AMQPConnectionError
 from yarl import URL
 
 # past this many bytes waiting, `drain` sends them at once and waits like a plain StreamWriter
 FLUSH_AT_BYTES = 256 * 1024
+# frames the tasks of one loop pass may hand to a connection's writer task before they wait for it. aiormq's
+# default (10) let a burst of publishes (a round's events, its replies) through at one frame per loop pass
+# behind the channel's lock, so every frame went out in a write of its own (measured: 3,820 writes for 4,000
+# events published in batches of 200; with 1,024: 20 writes and ~25 % less CPU in the publishing process)
+FRAMES_IN_FLIGHT = 1024
+aiormq.Connection.FRAME_BUFFER_SIZE = FRAMES_IN_FLIGHT
 
 
 class CoalescingWriter(asyncio.StreamWriter):
