@@ -6,7 +6,7 @@ stats, and their events published in seq order with the confirms awaited togethe
 gets its own answer. One drainer task per instance writes these rounds one after the other, so nothing
 is held under a lock, a conversation's writes never race each other inside an instance, and the
 cost of a round is a handful of database round trips whether it carries one send or hundreds. A
-round's announce (stats, events, answers) runs in the background while the next round reads and
+round's announce (events, answers) runs in the background while the next round reads and
 writes, after the previous round's announce, so events still leave in seq order.
 Across instances the unique `(conversation, seq)` index settles it: a seq another instance took
 first fails the insert at that point, that conversation's tail is read again and the rest is
@@ -83,10 +83,8 @@ class EarlierAnnounceFailed(RuntimeError):
 
 @dataclass
 class Announce:
-    """What a written round still has to do: its stats, its events, its answers."""
+    """What a written round still has to do: its events, its answers."""
 
-    conversations: dict[Key, dict[str, Any]]
-    stored: list[PendingSend]
     answers: list[tuple[PendingSend, dict[str, Any], bool]]
     events: list[tuple[str, Envelope]]
     began_writing: float
@@ -170,9 +168,13 @@ class SendPipeline:
                 allowed.append(p)
         began_writing = time.perf_counter()
         stored, retried = await self._write(deps, conversations, allowed)
-        started = _phase("write", started)
         if not stored and not retried:
+            _phase("write", started)
             return
+        # the stats here, not beside the events: the embedded database serves one request at a time, so a
+        # stats update overlapping the next round's insert only made both slower (write conflicts, retries)
+        await self._record_safely(deps, conversations, stored)
+        started = _phase("write", started)
         BATCH_SIZE.observe(len(stored) + len(retried))
         # a retry is answered with the original, re-announced in case its first attempt died before
         # publishing (same event id, so gateways drop the copy they already delivered)
@@ -186,20 +188,17 @@ class SendPipeline:
         # its fate: if it fails, this round's events must not overtake its (re-announced) ones.
         previous = self._announcing
         behind = previous if previous is not None and not previous.done() else None
-        round_ = Announce(conversations, stored, answers, events, began_writing, started)
+        round_ = Announce(answers, events, began_writing, started)
         self._announcing = asyncio.create_task(self._announce(deps, behind, round_))
 
     async def _announce(self, deps: Deps, behind: asyncio.Task[bool] | None, round_: Announce) -> bool:
-        """Record the round's stats and publish its events (confirms awaited together), then answer its
-        callers. False when its events did not all go out: its callers hear an error that makes their
-        commands come back (serve_commands requeues them), and their retry re-announces the stored messages."""
+        """Publish the round's events (confirms awaited together), then answer its callers. False when its
+        events did not all go out: its callers hear an error that makes their commands come back
+        (serve_commands requeues them), and their retry re-announces the stored messages."""
         try:
             if behind is not None and not await behind:
                 raise EarlierAnnounceFailed("an earlier round's events did not go out")
-            # the stats and the events do not depend on each other: both before the answers, side by side
-            await asyncio.gather(
-                self._record_safely(deps, round_.conversations, round_.stored), deps.publish_many(round_.events)
-            )
+            await deps.publish_many(round_.events)
         except BaseException as exc:
             log.warning("message.announce_failed", messages=len(round_.answers), error=type(exc).__name__)
             _fail([p for p, _, _ in round_.answers], exc)
