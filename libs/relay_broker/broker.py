@@ -229,7 +229,9 @@ class Broker:
 
     async def reply(self, reply_to: str, correlation_id: str | None, body: bytes) -> None:
         """A command's answer to its caller's queue: no confirm, and unroutable (the caller is gone) means dropped."""
-        channel = self.reply_channel or self._channel()
+        channel = self.reply_channel or self.channel
+        if channel is None:
+            return  # closed: nobody to answer through (the caller's timer settles it)
         properties = spec.Basic.Properties(correlation_id=correlation_id)
         await self._basic_publish(channel, "", reply_to, body, properties, mandatory=False)
 
