@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import cast
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -13,17 +15,17 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
+from aiormq import spec
 from relay_contracts import Envelope
 from relay_log import get_logger
 
-from relay_broker import batching
 from relay_broker.failover import FailoverConnection, broker_urls
 from relay_broker.lanes import partition_of
 from relay_broker.private_queues import PrivateQueueChannel
 
 log = get_logger(__name__)
-batching.install()  # every connection of the process writes each tick's frames at once
 
+PERSISTENT, NOT_PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT), int(aio_pika.DeliveryMode.NOT_PERSISTENT)
 COMMAND_DELIVERY_LIMIT = 5
 CONNECT_TIMEOUT_SECONDS = 10.0  # one attempt to reach a node (TCP and AMQP handshake)
 RESTORE_WAIT_SECONDS = 5.0  # how long a publish waits for its channel to be restored after a reconnect
@@ -192,11 +194,12 @@ class Broker:
         reply_to: str | None = None,
         persistent: bool = True,
         expiration: float | None = None,
+        mandatory: bool = True,
     ) -> None:
         """Publish and wait for the broker's confirm; raises if the broker nacks or is away. A message with an
         `expiration` (seconds) that no consumer took in time is dropped by the broker (to the DLX)."""
         await self.restored(self._channel())
-        await self._publish_now(exchange, routing_key, envelope, reply_to, persistent, expiration)
+        await self._publish_now(exchange, routing_key, envelope, reply_to, persistent, expiration, mandatory)
 
     async def _publish_now(
         self,
@@ -206,9 +209,57 @@ class Broker:
         reply_to: str | None = None,
         persistent: bool = True,
         expiration: float | None = None,
+        mandatory: bool = True,
     ) -> None:
-        message = _message(envelope, reply_to=reply_to, persistent=persistent, expiration=expiration)
-        await self.exchanges[exchange].publish(message, routing_key=routing_key)
+        properties = spec.Basic.Properties(
+            content_type="application/json",
+            message_id=envelope.id,
+            correlation_id=envelope.id if reply_to else envelope.correlationId,
+            reply_to=reply_to,
+            message_type=envelope.type,
+            headers={"x-correlation-id": envelope.correlationId, "x-tenant": envelope.tenant},
+            delivery_mode=PERSISTENT if persistent else NOT_PERSISTENT,
+            expiration=None if expiration is None else str(int(expiration * 1000)),
+        )
+        await self._basic_publish(
+            self._channel(), exchange, routing_key, envelope.to_bytes(), properties, mandatory=mandatory
+        )
+
+    async def _basic_publish(
+        self,
+        channel: AbstractChannel,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: spec.Basic.Properties,
+        *,
+        mandatory: bool,
+    ) -> None:
+        # aio-pika's Exchange.publish, minus its Message object and its wait for the frame to reach the socket
+        # (`wait=False`): holding the channel's lock until the writer task has written the frame made every
+        # publish on a channel take turns with that task, a few loop passes each. The order on the channel is
+        # the order of the calls all the same, and with confirms the broker's ack is still awaited.
+        if channel.is_closed:
+            raise aio_pika.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+        # aiormq's Channel takes `wait`; its abstract base does not say so
+        underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+        await underlay.basic_publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=mandatory,
+            wait=False,
+        )
+
+    async def reply(self, reply_to: str, correlation_id: str | None, body: bytes) -> None:
+        """A command's answer to its caller's queue: no confirm, and unroutable (the caller is gone) means dropped."""
+        channel = self.reply_channel or self.channel
+        if channel is None:
+            return  # closed: nobody to answer through (the caller's timer settles it)
+        await self.restored(channel)
+        properties = spec.Basic.Properties(correlation_id=correlation_id)
+        await self._basic_publish(channel, "", reply_to, body, properties, mandatory=False)
 
     async def restored(self, channel: AbstractChannel) -> None:
         """Wait (up to RESTORE_WAIT_SECONDS) for a channel that a reconnect has not restored yet (its private
@@ -274,7 +325,8 @@ class Broker:
             log.debug("broker.command_channel_close_failed", error=type(exc).__name__)
 
     async def publish_event(self, routing_key: str, envelope: Envelope) -> None:
-        await self.publish(self.topology.events, routing_key, envelope, persistent=False)
+        # an event nobody listens to (no gateway has an interested socket) is dropped, not returned to us
+        await self.publish(self.topology.events, routing_key, envelope, persistent=False, mandatory=False)
 
     async def publish_events(self, events: list[tuple[str, Envelope]]) -> None:
         """Publish events in this order and wait for all their confirms at once (not one round trip each).
@@ -284,7 +336,10 @@ class Broker:
         one wait for a channel being restored before them all, not one in each)."""
         await self.restored(self._channel())
         await asyncio.gather(
-            *(self._publish_now(self.topology.events, key, event, persistent=False) for key, event in events)
+            *(
+                self._publish_now(self.topology.events, key, event, persistent=False, mandatory=False)
+                for key, event in events
+            )
         )
 
     async def close(self) -> None:

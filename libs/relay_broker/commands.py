@@ -8,7 +8,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 from relay_contracts import Envelope, ErrorCode, RelayError
@@ -16,6 +15,7 @@ from relay_contracts.claims import Claims, Want
 from relay_contracts.deadline import expired_error
 from relay_log import bound_contextvars, get_logger
 
+from relay_broker.acks import Acks
 from relay_broker.broker import Broker
 from relay_broker.lane_consumer import LaneConsumer
 
@@ -66,21 +66,20 @@ async def serve_commands(
     """
 
     async def reply(message: AbstractIncomingMessage, body: dict[str, Any]) -> None:
-        channel = broker.reply_channel or broker.channel
-        if message.reply_to and channel is not None:
-            await broker.restored(channel)
-            await channel.default_exchange.publish(
-                aio_pika.Message(json.dumps(body, default=str).encode(), correlation_id=message.correlation_id),
-                routing_key=message.reply_to,
-            )
+        if message.reply_to:
+            await broker.reply(message.reply_to, message.correlation_id, json.dumps(body, default=str).encode())
+
+    acks = Acks()
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
+        settle = acks.of(message.channel)
+        tag = message.delivery_tag or 0
         try:
             envelope = Envelope.from_bytes(message.body)
         except ValidationError:
             log.error("command.undecodable", message_id=message.message_id)
-            await message.reject(requeue=False)  # to the dead-letter exchange, with its reason
+            await settle.reject(tag)  # to the dead-letter exchange, with its reason
             return
         handler = handlers.get(envelope.type)
         with bound_contextvars(
@@ -88,13 +87,13 @@ async def serve_commands(
         ):
             if handler is None:
                 log.error("command.unknown_type")
-                await message.reject(requeue=False)
+                await settle.reject(tag)
                 return
             if envelope.expired() and not (message.redelivered and await _claimed(claims, envelope)):
                 # info: under overload there are many; the metric (outcome "expired") counts them all
                 log.info("command.expired", expires_at=envelope.expiresAt, redelivered=message.redelivered)
                 await reply(message, {"ok": False, "error": expired_error(envelope).to_dict()})
-                await message.ack()
+                await settle.ack(tag)
                 if observe is not None:
                     observe(envelope.type, time.perf_counter() - started, "expired")
                 return
@@ -102,14 +101,14 @@ async def serve_commands(
             try:
                 result = await handler(envelope)
                 await reply(message, {"ok": True, "data": result})
-                await message.ack()
+                await settle.ack(tag)
                 log.debug("command.handled")
             except (RelayError, ValidationError) as exc:
                 error = _validation_error(exc) if isinstance(exc, ValidationError) else exc
                 outcome = error.code.value
                 log.info("command.refused", code=error.code.value, reason=error.message)
                 await reply(message, {"ok": False, "error": error.to_dict()})
-                await message.ack()
+                await settle.ack(tag)
             except transient as exc:
                 outcome = ErrorCode.UNAVAILABLE.value
                 log.warning("command.dependency_down", error=type(exc).__name__, redelivered=message.redelivered)
@@ -117,15 +116,15 @@ async def serve_commands(
                     # the caller is told "not applied" now, so the command must never land later
                     down = RelayError(ErrorCode.UNAVAILABLE, "a dependency of the service is down; retry shortly")
                     await reply(message, {"ok": False, "error": down.to_dict()})
-                    await message.ack()
+                    await settle.ack(tag)
                 else:
                     await asyncio.sleep(transient_backoff_seconds)  # do not burn the delivery limit in a hot loop
-                    await message.nack(requeue=True)
+                    await settle.nack(tag, requeue=True)
             except Exception:
                 # a bug or an unknown failure: requeue; the quorum queue's delivery limit dead-letters it
                 outcome = "error"
                 log.exception("command.failed", redelivered=message.redelivered)
-                await message.nack(requeue=True)
+                await settle.nack(tag, requeue=True)
             finally:
                 if observe is not None:
                     observe(envelope.type, time.perf_counter() - started, outcome)

@@ -15,6 +15,7 @@ from aio_pika import RobustConnection
 from yarl import URL
 
 from relay_broker.private_queues import PrivateQueueChannel
+from relay_broker.transport import CoalescingTCPTransportFactory
 
 
 def broker_urls(setting: str) -> list[URL]:
@@ -33,6 +34,9 @@ class FailoverConnection(RobustConnection):
         self._attempt = 0
         self._transport: Any = None
         super().__init__(self._urls[0], **kwargs)
+        # every node is reached through the same factory; amqps:// keeps aiormq's TLS one
+        if all(u.scheme == "amqp" for u in self._urls):
+            self.kwargs["transport_factory"] = CoalescingTCPTransportFactory()
         self._attempt = -1  # the first attempt (which clears `transport`) goes to the first node
 
     # aio-pika clears `transport` before each connection attempt and when a connection is lost:

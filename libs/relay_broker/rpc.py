@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
@@ -85,9 +85,12 @@ class RpcClient:
         self._queue = await self._broker.channel.declare_queue(
             f"{self._broker.topology.prefix}.replies", exclusive=True, auto_delete=True
         )
-        await self._queue.consume(self._on_reply, no_ack=True)
+        # a plain function: aio-pika runs it from a loop callback instead of a task of its own per reply
+        # (its type says coroutine function only; aio_pika.tools.create_task takes both)
+        on_reply = cast(Callable[[AbstractIncomingMessage], Awaitable[None]], self._on_reply)
+        await self._queue.consume(on_reply, no_ack=True)
 
-    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+    def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.pop(message.correlation_id or "", None)
         if future is not None and not future.done():
             try:

@@ -1,6 +1,6 @@
 """Command claims in Redis (relay_contracts.claims): `<instance>:cmd:<command id>` set once, `applied` by a
 handler about to write or `cancelled` by a caller whose timer fired, with `SET NX`, so whichever comes first
-decides. A whole group-commit batch is claimed in one pipelined round trip."""
+decides. A whole group-commit batch is claimed in one round trip: one script call for all its commands."""
 
 from __future__ import annotations
 
@@ -12,6 +12,21 @@ from redis.exceptions import RedisError
 from relay_contracts import ErrorCode, RelayError
 from relay_contracts.claims import APPLIED, CANCELLED, CLAIM_TTL_SECONDS, Claims, Want
 
+# per command: SET NX when it may start (ARGV[2 + i] is "1"), then GET what holds (ours, an earlier delivery's, or
+# the caller's `cancelled`); a key is only ever set if absent, so the GET reads the winner. One call for the
+# round: a pipeline of two commands per send cost the message service ~8 % of its CPU at 500 sends/s in
+# redis-py's per-command packing and parsing
+CLAIM_ALL = """
+local fates = {}
+for i, key in ipairs(KEYS) do
+  if ARGV[2 + i] == '1' then
+    redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2])
+  end
+  fates[i] = redis.call('GET', key)
+end
+return fates
+"""
+
 
 class RedisClaims(Claims):
     def __init__(
@@ -21,6 +36,7 @@ class RedisClaims(Claims):
         self._timeout = timeout_seconds  # a Redis that hangs decides nothing, like one that is down
         self._prefix = f"{instance}:cmd:"
         self._ttl_ms = int(ttl_seconds * 1000)
+        self._claim_all = redis.register_script(CLAIM_ALL)
 
     def key(self, command_id: str) -> str:
         return self._prefix + command_id
@@ -28,24 +44,14 @@ class RedisClaims(Claims):
     async def claim(self, wants: Sequence[Want]) -> list[bool]:
         if not wants:
             return []
-        # per command: SET NX when it may start, then GET what holds (ours, an earlier delivery's, or the
-        # caller's `cancelled`); a key is only ever set if absent, so the GET reads the winner
-        pipe = self._redis.pipeline(transaction=False)
-        for want in wants:
-            if want.start:
-                pipe.set(self.key(want.command_id), APPLIED, nx=True, px=self._ttl_ms)
-            pipe.get(self.key(want.command_id))
+        keys = [self.key(want.command_id) for want in wants]
+        args = [APPLIED, self._ttl_ms, *("1" if want.start else "0" for want in wants)]
         try:
             async with asyncio.timeout(self._timeout):
-                results = await pipe.execute()
+                fates = await self._claim_all(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             raise RelayError(ErrorCode.UNAVAILABLE, "command claims unreachable; nothing was changed") from exc
-        go: list[bool] = []
-        at = 0
-        for want in wants:
-            at += 1 if want.start else 0
-            go.append(_text(results[at]) == APPLIED)
-            at += 1
+        go = [_text(fate) == APPLIED for fate in fates]
         return go
 
     async def cancel(self, command_id: str) -> str:

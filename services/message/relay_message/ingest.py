@@ -3,9 +3,11 @@
 The sends that wait together, across all conversations, are committed together: one read of their
 conversations, one `insert_many` with each conversation's next seq range, one bulk update of their
 stats, and their events published in seq order with the confirms awaited together; then each caller
-gets its own answer. One drainer task per instance runs these rounds one after the other, so nothing
+gets its own answer. One drainer task per instance writes these rounds one after the other, so nothing
 is held under a lock, a conversation's writes never race each other inside an instance, and the
-cost of a round is a handful of database round trips whether it carries one send or hundreds.
+cost of a round is a handful of database round trips whether it carries one send or hundreds. A
+round's announce (events, answers) runs in the background while the next round reads and
+writes, after the previous round's announce, so events still leave in seq order.
 Across instances the unique `(conversation, seq)` index settles it: a seq another instance took
 first fails the insert at that point, that conversation's tail is read again and the rest is
 renumbered, so seq stays gap-free (a seq exists only once its message is stored). Idempotency is
@@ -74,6 +76,21 @@ class PendingSend:
         return (self.env.tenant, self.cmd.conversationId)
 
 
+class EarlierAnnounceFailed(RuntimeError):
+    """A round's events were held back because an earlier round's did not go out (not a RelayError: the
+    command is requeued, and its retry re-announces the stored message after the earlier ones)."""
+
+
+@dataclass
+class Announce:
+    """What a written round still has to do: its events, its answers."""
+
+    answers: list[tuple[PendingSend, dict[str, Any], bool]]
+    events: list[tuple[str, Envelope]]
+    began_writing: float
+    written: float
+
+
 class SendPipeline:
     """This instance's sends waiting to be committed, and the rounds that commit them."""
 
@@ -84,6 +101,7 @@ class SendPipeline:
         self._tails: OrderedDict[Key, int] = OrderedDict()
         # from the write to the answers, the recent rounds (a fresh instance assumes a slow start)
         self._rounds: deque[float] = deque([COLD_START_SECONDS], maxlen=PACE_ROUNDS)
+        self._announcing: asyncio.Task[bool] | None = None  # the latest round's announce
 
     async def submit(
         self,
@@ -150,9 +168,13 @@ class SendPipeline:
                 allowed.append(p)
         began_writing = time.perf_counter()
         stored, retried = await self._write(deps, conversations, allowed)
-        started = _phase("write", started)
         if not stored and not retried:
+            _phase("write", started)
             return
+        # the stats here, not beside the events: the embedded database serves one request at a time, so a
+        # stats update overlapping the next round's insert only made both slower (write conflicts, retries)
+        await self._record_safely(deps, conversations, stored)
+        started = _phase("write", started)
         BATCH_SIZE.observe(len(stored) + len(retried))
         # a retry is answered with the original, re-announced in case its first attempt died before
         # publishing (same event id, so gateways drop the copy they already delivered)
@@ -161,12 +183,33 @@ class SendPipeline:
         events: list[tuple[str, Envelope]] = []
         for p, public, first in answers:
             events += _announcements(p.env, public, conversations[p.key], first=first)
-        # the stats and the events do not depend on each other: both before the answers, side by side
-        await asyncio.gather(self._record_safely(deps, conversations, stored), deps.publish_many(events))
-        _phase("announce", started)
-        for p, public, _ in answers:
+        # announced in the background while the next round reads and writes; after the previous round's
+        # announce, so events leave in seq order. A round written while that one was still going shares
+        # its fate: if it fails, this round's events must not overtake its (re-announced) ones.
+        previous = self._announcing
+        behind = previous if previous is not None and not previous.done() else None
+        round_ = Announce(answers, events, began_writing, started)
+        self._announcing = asyncio.create_task(self._announce(deps, behind, round_))
+
+    async def _announce(self, deps: Deps, behind: asyncio.Task[bool] | None, round_: Announce) -> bool:
+        """Publish the round's events (confirms awaited together), then answer its callers. False when its
+        events did not all go out: its callers hear an error that makes their commands come back
+        (serve_commands requeues them), and their retry re-announces the stored messages."""
+        try:
+            if behind is not None and not await behind:
+                raise EarlierAnnounceFailed("an earlier round's events did not go out")
+            await deps.publish_many(round_.events)
+        except BaseException as exc:
+            log.warning("message.announce_failed", messages=len(round_.answers), error=type(exc).__name__)
+            _fail([p for p, _, _ in round_.answers], exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return False
+        _phase("announce", round_.written)
+        for p, public, _ in round_.answers:
             _answer(p, public)
-        self._rounds.append(time.perf_counter() - began_writing)
+        self._rounds.append(time.perf_counter() - round_.began_writing)
+        return True
 
     async def _write(
         self, deps: Deps, conversations: dict[Key, dict[str, Any]], allowed: list[PendingSend]
