@@ -1,11 +1,13 @@
 """The WebSocket write path under Engine.IO: pre-built frames written straight to each socket's transport.
 
-Engine.IO's own WebSocket path costs a task wake-up, a timed queue wait, an ASGI message and a framing
-call per packet per socket. Once a socket has upgraded to an uncompressed WebSocket on uvicorn's
-`websockets-sansio` protocol, `DirectSocket` replaces that with a `FrameWriter`: every packet for the
-socket (room emits, acks, pings, the CLOSE packet) goes through it, so per-socket order is the order
-of writes; nothing is queued elsewhere once it is on. Frames written in one loop tick go out in one
-`transport.write` per socket. A socket whose unsent bytes pass `limit` is a slow consumer: it is
+Engine.IO's own WebSocket path costs a task wake-up, a timed queue wait, an ASGI message and a framing call
+per packet per socket. Once a socket has upgraded to an uncompressed WebSocket on uvicorn's `websockets-sansio`
+protocol, `DirectSocket` replaces that with a `FrameWriter`: every packet for the socket (room emits,
+acks, pings, the CLOSE packet) goes through it, so per-socket order is the order of writes; nothing is queued
+elsewhere once it is on. Frames written in one loop tick go out in one `transport.write` per socket, at the
+latest on the loop's next pass; answers leave sooner, when the step that wrote them ends (a handler's ack and
+replies, a connect's answers, a drained event batch), because under a burst every pass is long and a reply
+that waits for one more is that much later. A socket whose unsent bytes pass `limit` is a slow consumer: it is
 disconnected with a logged reason and counted, never left to grow memory.
 
 Polling sockets, sockets that negotiated permessage-deflate, and other ASGI servers keep Engine.IO's
