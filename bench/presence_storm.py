@@ -57,15 +57,22 @@ def pids(stack: Stack) -> dict[str, int]:
     return {name: proc.popen.pid for name, proc in stack.procs.items() if name != "mongo"}
 
 
-def loop_lag_buckets(stack: Stack) -> list[dict[str, float]]:
+def gateway_metrics(stack: Stack) -> list[list[str]]:
+    """Each gateway's /metrics, as lines."""
+    scraped = []
+    for url in stack.gateway_urls:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+            scraped.append(resp.read().decode().splitlines())
+    return scraped
+
+
+def loop_lag_buckets(scraped: list[list[str]]) -> list[dict[str, float]]:
     """Each gateway's cumulative loop-lag histogram (relay_event_loop_lag_seconds), bucket bound -> count,
     and its full collections' count and seconds (relay_gc_pause_seconds, generation 2) as `gc2_n`, `gc2_s`."""
     pattern = re.compile(r'^relay_event_loop_lag_seconds_bucket\{le="([^"]+)"\} ([0-9.e+-]+)$')
     gc2 = re.compile(r'^relay_gc_pause_seconds_(count|sum)\{generation="2"\} ([0-9.e+-]+)$')
     out = []
-    for url in stack.gateway_urls:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
-            lines = resp.read().decode().splitlines()
+    for lines in scraped:
         buckets = {m[1]: float(m[2]) for line in lines if (m := pattern.match(line))}
         for line in lines:
             if m := gc2.match(line):
@@ -94,16 +101,15 @@ def loop_lag_during(before: list[dict[str, float]], after: list[dict[str, float]
     return result
 
 
-def command_round_trips(stack: Stack) -> dict[str, dict[str, float]]:
+def command_round_trips(scraped: list[list[str]]) -> dict[str, dict[str, float]]:
     """Per command type the gateways wait for: how many, and their mean round trip (ms), summed over replicas."""
     totals: dict[str, list[float]] = {}
     pattern = re.compile(r'^relay_gateway_command_seconds_(sum|count)\{[^}]*type="([^"]+)"[^}]*\} ([0-9.e+-]+)$')
-    for url in stack.gateway_urls:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
-            for line in resp.read().decode().splitlines():
-                if match := pattern.match(line):
-                    entry = totals.setdefault(match[2], [0.0, 0.0])
-                    entry[0 if match[1] == "sum" else 1] += float(match[3])
+    for lines in scraped:
+        for line in lines:
+            if match := pattern.match(line):
+                entry = totals.setdefault(match[2], [0.0, 0.0])
+                entry[0 if match[1] == "sum" else 1] += float(match[3])
     return {t: {"count": int(n), "mean_ms": round(1000 * s / n, 1)} for t, (s, n) in totals.items() if n}
 
 
@@ -129,7 +135,7 @@ def start_profilers(stack: Stack, names: list[str], out: Path) -> list[tuple[str
                 "-r",
                 os.environ.get("STORM_PROFILE_RATE", "50"),
                 "-f",
-                os.environ.get("STORM_PROFILE_FORMAT", "raw"),
+                "raw",
                 "-o",
                 str(path),
                 "-p",
@@ -199,9 +205,7 @@ class Pinger:
         return said
 
 
-def storm(
-    stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hello: str | None, storm_nice: int
-) -> dict[str, Any]:
+def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hello: str | None) -> dict[str, Any]:
     run = uuid.uuid4().hex[:6]
     chat_id = asyncio.run(open_chat(stack, run))
     plan = {
@@ -220,9 +224,9 @@ def storm(
         plan_path = Path(tmp) / "plan.json"
         plan_path.write_text(json.dumps(plan))
         watched = pids(stack)
-        trips_before = command_round_trips(stack)
+        trips_before = command_round_trips(gateway_metrics(stack))
         profilers = start_profilers(stack, ["gateway-0", *stack.instances("presence")], Path(tmp)) if profile else []
-        lag_before = loop_lag_buckets(stack)
+        lag_before = loop_lag_buckets(gateway_metrics(stack))
         cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         waited_before = {name: runqueue_wait_seconds(pid) for name, pid in watched.items()}
         pinger = Pinger(plan_path)
@@ -230,10 +234,7 @@ def storm(
             time.sleep(0.3)
             wall = time.perf_counter()
             node = subprocess.run(
-                ["nice", "-n", str(storm_nice), "node", str(NODE_DIR / "storm.mjs"), str(plan_path)],
-                capture_output=True,
-                text=True,
-                timeout=900,
+                ["node", str(NODE_DIR / "storm.mjs"), str(plan_path)], capture_output=True, text=True, timeout=900
             )
             wall = time.perf_counter() - wall
             acks = pinger.say("stop", "acks")["acks"]
@@ -244,8 +245,9 @@ def storm(
         cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in watched.items()}
         waited = {name: round(runqueue_wait_seconds(pid) - waited_before[name], 2) for name, pid in watched.items()}
         hot = stop_profilers(profilers)
-        trips = command_round_trips(stack)
-        lag = loop_lag_during(lag_before, loop_lag_buckets(stack))
+        scraped = gateway_metrics(stack)  # one scrape after the storm serves both
+        trips = command_round_trips(scraped)
+        lag = loop_lag_during(lag_before, loop_lag_buckets(scraped))
     if node.returncode != 0:
         raise RuntimeError(f"storm load failed: {node.stderr[-2000:]}")
     seen = json.loads(node.stdout.strip().splitlines()[-1])
@@ -269,7 +271,6 @@ def storm(
         "sockets": sockets,
         "replicas": len(stack.gateway_urls),
         "dialect_hint": dialect,
-        "storm_clients_nice": storm_nice,
         "hello_event": hello,
         "joined": seen["joined"],
         "failed": seen["failed"],
@@ -283,8 +284,8 @@ def storm(
         "other_user_ack_max_ms": seen["ackMaxMs"],
         "other_user_slow_acks": seen["slowPings"],  # [wall-clock ms, rtt ms] of acks over 50 ms
         "client_loop_delay_p99_ms": seen["clientLoopDelayP99Ms"],
-        "gateway_loop_lag": lag,  # per replica: 10 ms ticks over the storm, and how many fired late
         "client_loop_delay_max_ms": seen["clientLoopDelayMaxMs"],
+        "gateway_loop_lag": lag,  # per replica: 10 ms ticks over the storm, and how many fired late
         "deliveries": deliveries,
         "deliveries_by_event": seen["received"],
         "deliveries_per_transition": round(deliveries / transitions, 1),
@@ -311,13 +312,6 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway-0 and presence processes")
     parser.add_argument("--dialect", default=None, help="handshake hint every storm socket sends (auth.dialect)")
     parser.add_argument("--hello", default=None, help="an event each storm socket sends first, e.g. get-active-users")
-    parser.add_argument(
-        "--storm-nice",
-        type=int,
-        default=0,
-        help="nice value of the storm's Node process (the pinger and the stack run at 0). Beware: niced clients "
-        "join late, and agents not yet joined see every other agent's connect (presence grows with the square)",
-    )
     parser.add_argument("--amqp-url", default=StackConfig.amqp_url, help="the broker the stack uses")
     args = parser.parse_args()
     if not (NODE_DIR / "node_modules" / "socket.io-client").exists():
@@ -333,9 +327,7 @@ def main() -> None:
     runs = []
     with Stack(config) as stack:
         for n in args.sockets:
-            result = storm(
-                stack, n, profile=args.profile, dialect=args.dialect, hello=args.hello, storm_nice=args.storm_nice
-            )
+            result = storm(stack, n, profile=args.profile, dialect=args.dialect, hello=args.hello)
             result["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             runs.append(result)
             print(json.dumps({k: v for k, v in result.items() if k != "profile"}, indent=2), flush=True)
@@ -353,7 +345,6 @@ def main() -> None:
             )
             md.write(
                 f"- {r['when']} [{args.label}] {r['sockets']} agent sockets / {r['replicas']} replicas"
-                f" (storm clients nice {r['storm_clients_nice']})"
                 f"{' hello=' + str(r['hello_event']) if r['hello_event'] else ''}: storm {r['storm_s']} s "
                 f"(last presence {r['last_presence_s']} s), other user's ack p50 {r['other_user_ack_p50_ms']} ms / "
                 f"p99 {r['other_user_ack_p99_ms']} ms, {r['deliveries']} deliveries "

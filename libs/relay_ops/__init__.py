@@ -43,8 +43,9 @@ async def _with_lag_probe(main: Coroutine[Any, Any, None]) -> None:
     GcPauses().install()
     probe = LoopLag(asyncio.get_running_loop())
     probe.start()
-    collections = QuietFullCollections(probe, every=float(os.environ.get("RELAY_GC_FULL_EVERY_SECONDS", "30")))
-    if collections_enabled := os.environ.get("RELAY_GC_FULL_EVERY_SECONDS") != "0":
+    every = float(os.environ.get("RELAY_GC_FULL_EVERY_SECONDS", "30"))  # 0: CPython's own trigger
+    collections = QuietFullCollections(probe, every=every) if every > 0 else None
+    if collections is not None:
         collections.start()
     stalls = (
         StallProbe(probe, float(os.environ["RELAY_STALL_PROBE_MS"])) if "RELAY_STALL_PROBE_MS" in os.environ else None
@@ -55,7 +56,7 @@ async def _with_lag_probe(main: Coroutine[Any, Any, None]) -> None:
         await main
     finally:
         probe.stop()
-        if collections_enabled:
+        if collections is not None:
             collections.stop()
         if stalls is not None:
             stalls.stop()

@@ -31,17 +31,12 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from relay_gateway import metrics
 from relay_gateway.deadlines import Deadlines
+from relay_gateway.tasks import TaskSet
 
 log = get_logger(__name__)
 
 TEXT, BINARY = 0x1, 0x2
-_BACKGROUND: set[asyncio.Future[None]] = set()  # pings to polling sockets, heartbeat closes: kept until done
-
-
-def _background(work: Any) -> None:
-    task = asyncio.ensure_future(work)
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
+_BACKGROUND = TaskSet()  # pings to polling sockets, heartbeat closes: kept until done
 
 
 def ws_frame(pkt: eio_packet.Packet) -> bytes:
@@ -166,7 +161,7 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             return
         if self.last_ping:  # no pong within the ping timeout: the client is gone
             self.server.logger.info("%s: Client is gone, closing socket", self.sid)
-            _background(self._end(self.server.reason.PING_TIMEOUT))
+            _BACKGROUND.spawn(self._end(self.server.reason.PING_TIMEOUT))
             return
         self.last_ping = time.time()
         HEARTBEAT.set_in(self, self.server.ping_timeout)
@@ -174,7 +169,7 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         if writer is not None:
             writer.write(ws_frame(ping))
         else:
-            _background(self.send(ping))
+            _BACKGROUND.spawn(self.send(ping))
 
     async def _end(self, reason: Any) -> None:
         # the CLOSE packet updates a half-open client; the transport goes either way

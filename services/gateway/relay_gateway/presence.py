@@ -22,6 +22,7 @@ from relay_ops.metrics import CONSUMER_LAG
 from relay_gateway import metrics
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.rooms import EVERYONE, SEP, role_room, scoped
+from relay_gateway.tasks import TaskSet
 
 log = get_logger(__name__)
 
@@ -39,7 +40,7 @@ class PresenceReporter:
         self.incarnation = f"{gw.settings.replica_id}/{uuid.uuid4().hex[:12]}"
         self._last_activity: dict[tuple[str, str], float] = {}
         self._heartbeat: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = TaskSet()
         self._connecting: dict[str, asyncio.Task[None]] = {}  # sid -> its connect report, until it goes
 
     def install(self) -> None:
@@ -74,10 +75,7 @@ class PresenceReporter:
             await self._send(conn.principal, p.DISCONNECT, {"sid": conn.sid, "replica": self.incarnation})
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
+        return self._background.spawn(work)
 
     def active(self, gw: Gateway, conn: Connection, event: str) -> None:
         principal = conn.principal

@@ -27,6 +27,7 @@ from relay_gateway.dialects.presence import user_presence_payload
 from relay_gateway.presence_audience import RESTRICTED_ROOM, shown_to_restricted
 from relay_gateway.rooms import channel_room, scoped, thread_room, user_room
 from relay_gateway.sockets.router import SocketRouter
+from relay_gateway.tasks import TaskSet
 
 log = get_logger(__name__)
 
@@ -105,7 +106,7 @@ class Joined:
     channels: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     threads: defaultdict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))  # thread -> channel
     typing: dict[tuple[str, str], asyncio.TimerHandle] = field(default_factory=dict)
-    expiring: set[asyncio.Future[None]] = field(default_factory=set)
+    expiring: TaskSet = field(default_factory=TaskSet)
 
 
 def register(router: SocketRouter) -> None:
@@ -308,9 +309,7 @@ def register(router: SocketRouter) -> None:
 
         def expire() -> None:
             # a typing state nobody refreshes ends by itself, so no client shows "typing…" forever
-            task = asyncio.ensure_future(stop_typing(conn, ref.channelId))
-            joined.expiring.add(task)
-            task.add_done_callback(joined.expiring.discard)
+            joined.expiring.spawn(stop_typing(conn, ref.channelId))
 
         joined.typing[key] = asyncio.get_running_loop().call_later(TYPING_EXPIRES_SECONDS, expire)
         return {"success": True, "channelId": ref.channelId}

@@ -7,7 +7,6 @@ session-cookie sockets (no `exp`) are not watched: their session lives in Redis.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +17,7 @@ from relay_log import bound_contextvars, get_logger
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.deadlines import Deadlines
 from relay_gateway.sockets.router import SocketRouter
+from relay_gateway.tasks import TaskSet
 
 log = get_logger(__name__)
 
@@ -32,7 +32,7 @@ class ExpiryWatch:
         self.gw = gw
         # one sweep for every socket's deadline, not a timer each (see deadlines.py)
         self._deadlines: Deadlines[str] = Deadlines(self._start_expiry)
-        self._expiring: set[asyncio.Task[None]] = set()
+        self._expiring = TaskSet()
 
     async def watch(self, gw: Gateway, conn: Connection) -> None:
         expires_at = conn.principal.expires_at if conn.principal is not None else None
@@ -48,9 +48,7 @@ class ExpiryWatch:
         conn = self.gw.connections.get(sid)
         if conn is None:
             return
-        task = asyncio.create_task(self._expire(conn), name=f"expiry-{sid}")
-        self._expiring.add(task)
-        task.add_done_callback(self._expiring.discard)
+        self._expiring.spawn(self._expire(conn), name=f"expiry-{sid}")
 
     async def _expire(self, conn: Connection) -> None:
         principal = conn.principal

@@ -18,12 +18,13 @@ from relay_gateway.identity import environ_headers, query_params, slim_environ
 from relay_gateway.rooms import scoped, tenant_room, user_room
 from relay_gateway.sockets.router import SocketRouter
 from relay_gateway.speaks import hinted
+from relay_gateway.tasks import TaskSet
 
 log = get_logger(__name__)
 
 # namespaces where a socket may connect without credentials and authenticate late (`autenticar`)
 LATE_AUTH_NAMESPACES = frozenset({"/"})
-_grace_timers: set[asyncio.Task[None]] = set()
+_grace_timers = TaskSet()
 
 
 async def attach_principal(gw: Gateway, conn: Connection, principal: Principal) -> None:
@@ -71,9 +72,7 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
             if principal is not None:
                 await attach_principal(gw, conn, principal)
             else:
-                timer = asyncio.create_task(_expire_if_anonymous(gw, conn), name=f"relay-auth-grace-{sid}")
-                _grace_timers.add(timer)
-                timer.add_done_callback(_grace_timers.discard)
+                _grace_timers.spawn(_expire_if_anonymous(gw, conn), name=f"relay-auth-grace-{sid}")
             metrics.CONNECTIONS.labels(gw.settings.replica_id, namespace).inc()
             with bound_contextvars(
                 sid=sid,
