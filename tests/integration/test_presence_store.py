@@ -196,3 +196,45 @@ async def test_a_socket_lost_from_its_replicas_index_is_counted_again_after_a_re
     await h.sync(cmd(p.SYNC, "x", {"replica": "gw-a/1", "sockets": listed}), deps)
     assert await h.heartbeat(beat, deps) == {"known": 1}  # agrees again: no resync on every other beat
     assert transitions(published) == [("ana", "online", 1)]
+
+
+async def test_a_burst_of_connects_is_applied_in_rounds_with_exact_counts_and_one_announcement_each(env):
+    deps, published, _ = env
+    rounds: list[int] = []
+
+    async def publish_batch(events: list[tuple[str, Envelope]]) -> None:
+        rounds.append(len(events))
+        published.extend(events)
+
+    deps.publish_batch = publish_batch
+    await h.disconnect(cmd(p.DISCONNECT, "gone", {"sid": "g1", "replica": "gw-a/1"}), deps)  # before its connect
+    reports = [connect(f"u{i}", f"s{i}", "gw-a/1" if i % 2 else "gw-b/1") for i in range(60)]
+    reports += [connect(f"u{i}", f"s{i}-tab{t}", "gw-b/1") for i in range(10) for t in (2, 3)]  # more tabs
+    reports.append(connect("gone", "g1", "gw-a/1"))
+    answers = await asyncio.gather(*(h.connect(r, deps) for r in reports))
+
+    assert answers[-1] == {"ignored": True}
+    said = transitions(published)
+    assert sorted(u for u, _, _ in said) == sorted(f"u{i}" for i in range(60))  # each user once, nobody else
+    assert {s for _, s, _ in said} == {"online"}
+    assert [n for _, _, n in said] == list(range(1, 61))  # each count exact, as if announced one by one
+    assert len(rounds) < len(said)  # they were applied together, not one by one
+    stats = await h.statistics(cmd(p.STATISTICS, "u0", {}), deps)
+    assert stats["usuariosConectados"] == 60 and stats["totalSockets"] == 80
+    users = {
+        u["userId"]: u["socketCount"] for u in (await h.active_users(cmd(p.ACTIVE_USERS, "u0", {}), deps))["users"]
+    }
+    assert users == {f"u{i}": 3 if i < 10 else 1 for i in range(60)}
+    assert len(await deps.store.replica_sockets("gw-b/1")) == 30 + 20
+
+
+async def test_a_connect_whose_user_is_busy_waits_for_the_lock_and_is_announced_once(env):
+    deps, published, _ = env
+    async with deps.store.locked("acme", "ana") as _:
+        # another update of ana holds her lock: the round hands the report back to be applied on its own
+        pending = asyncio.create_task(h.connect(connect("ana", "s1", "gw-a/1"), deps))
+        other = await h.connect(connect("bo", "s2", "gw-a/1"), deps)  # not held up by ana
+        assert other == {"status": "online", "sockets": 1}
+        assert not pending.done()
+    assert await pending == {"status": "online", "sockets": 1}
+    assert sorted(transitions(published)) == [("ana", "online", 2), ("bo", "online", 1)]

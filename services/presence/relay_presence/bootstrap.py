@@ -119,6 +119,7 @@ def build(settings: PresenceSettings) -> PresenceService:
     deps = Deps(
         PresenceStore(redis, settings.relay_instance),
         publish,
+        publish_batch=broker.publish_events,
         grace_seconds=settings.grace,
         idle_seconds=settings.presence_idle_seconds,
         dead_after_seconds=settings.dead_after,

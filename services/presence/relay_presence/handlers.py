@@ -13,17 +13,19 @@ from typing import Any, Protocol
 
 from relay_contracts import Envelope, ErrorCode, RelayError, utcnow_iso
 from relay_contracts import presence as p
-from relay_contracts.routing import event_key
 from relay_log import get_logger, new_correlation_id
 
 from relay_presence import domain
 from relay_presence.adapters.store import PresenceStore
-from relay_presence.metrics import REAPED, TRANSITIONS
+from relay_presence.announcements import announced, announcement
+from relay_presence.connects import ConnectRounds, PendingConnect
+from relay_presence.metrics import REAPED
 
 log = get_logger(__name__)
 
 SYNC_SETTLE_SECONDS = 5.0
 Publish = Callable[[str, Envelope], Awaitable[None]]
+PublishMany = Callable[[list[tuple[str, Envelope]]], Awaitable[None]]
 Update = Callable[[domain.UserPresence], domain.Change | None]
 
 
@@ -31,10 +33,20 @@ Update = Callable[[domain.UserPresence], domain.Change | None]
 class Deps:
     store: PresenceStore
     publish: Publish
+    publish_batch: PublishMany | None = None  # events in order, confirms awaited together
+    connects: ConnectRounds = field(default_factory=ConnectRounds)
     grace_seconds: float = 3.0  # a user whose last socket closed may come back this long unannounced
     idle_seconds: float = 300.0
     dead_after_seconds: float = 10.0  # a replica silent this long is dead: its sockets are reaped
     clock: Callable[[], float] = field(default=time.time)
+
+    async def publish_many(self, events: list[tuple[str, Envelope]]) -> None:
+        """Publish in this order: together when the broker can (`publish_batch`), else one after the other."""
+        await (self.publish_batch or self._one_by_one)(events)
+
+    async def _one_by_one(self, events: list[tuple[str, Envelope]]) -> None:
+        for routing_key, event in events:
+            await self.publish(routing_key, event)
 
 
 def _actor(env: Envelope) -> str:
@@ -59,27 +71,18 @@ async def update_user(
 async def announce(
     deps: Deps, state: domain.UserPresence, change: domain.Change, count: int, correlation_id: str
 ) -> None:
-    data = {
-        "userId": state.user_id,
-        # announced to other users (who may see it: the gateways' presence_audience.py): no email address
-        "user": {**{k: v for k, v in state.user.items() if k != "email"}, "userId": state.user_id},
-        "status": change.status,
-        "previous": change.previous,
-        "online": change.status != domain.OFFLINE,
-        "connectedSince": domain.iso(state.connected_since),
-        "lastSeen": domain.iso(state.last_seen),
-        "activeUsersCount": count,
-        "timestamp": utcnow_iso(),
-    }
-    event = Envelope(type=p.CHANGED, tenant=state.tenant, correlationId=correlation_id, data=data)
-    await deps.publish(event_key(state.tenant, "tenant", "_", p.CHANGED), event)
-    TRANSITIONS.labels(change.previous, change.status).inc()
-    log.info("presence.changed", user_id=state.user_id, tenant=state.tenant, status=change.status, active=count)
+    await deps.publish(*announcement(state, change, count, correlation_id))
+    announced(state, change, count)
 
 
 async def connect(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = p.Connect.model_validate(env.data)
     user_id = _actor(env)
+    report = PendingConnect(env.tenant, user_id, cmd.sid, cmd.replica, cmd.namespace, cmd.user, env.correlationId)
+    answer = await deps.connects.submit(deps, report)
+    if answer is not None:
+        return answer
+    # the user's lock was busy (another update of theirs): on its own, waiting for the lock
     if not await deps.store.admit(cmd.sid, cmd.replica, deps.clock()):
         return {"ignored": True}  # its disconnect was handled first
     state = await _add_socket(

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from relay_contracts.presence import liveness_key
 
 from relay_presence.domain import OFFLINE, ONLINE, UserPresence
@@ -40,9 +41,13 @@ local n = redis.call('hincrby', KEYS[1], ARGV[1], -1)
 if n <= 0 then redis.call('hdel', KEYS[1], ARGV[1]) end
 return n
 """
+# each lock still held with its token (KEYS[i] ↔ ARGV[i]) is let go
 _RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
+local n = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[i] then n = n + redis.call('del', key) end
+end
+return n
 """
 
 
@@ -52,6 +57,15 @@ class Snapshot:
 
     conversations: dict[str, list[str]]
     replicas: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Held:
+    """One user's presence read under their lock, taken for a round of updates (`lock_round`)."""
+
+    state: UserPresence
+    snapshot: Snapshot
+    lock: tuple[str, str]  # key, token
 
 
 def member(tenant: str, user_id: str, sid: str | None = None) -> str:
@@ -93,7 +107,38 @@ class PresenceStore:
         try:
             yield self._state(tenant, user_id, raw)
         finally:
-            await self.redis.eval(_RELEASE, 1, key, token)
+            await self.release([(key, token)])
+
+    async def lock_round(
+        self, users: list[tuple[str, str]], sids: list[str], incarnations: list[str], now: float
+    ) -> tuple[dict[tuple[str, str], Held], set[str]]:
+        """A round of connect reports in one round trip: each user's lock taken if it is free (their document
+        read with it; a busy one is left out of the answer), which of `sids` already went away (tombstones,
+        read after the locks: a disconnect that buries its socket later then waits for the lock), and each
+        replica known from its first socket (`admit`). `release` the held locks when done."""
+        pipe = self.redis.pipeline(transaction=False)
+        locks = []
+        for tenant, user_id in users:
+            locks.append((f"{self.p}:lock:{member(tenant, user_id)}", uuid.uuid4().hex))
+            pipe.set(locks[-1][0], locks[-1][1], nx=True, px=LOCK_MS)
+            pipe.get(self._user_key(tenant, user_id))
+        for sid in sids:
+            pipe.exists(f"{self.p}:gone:{sid}")
+        for incarnation in incarnations:
+            pipe.hsetnx(self.liveness, incarnation, now)
+        answers = await pipe.execute()
+        held = {}
+        for i, (tenant, user_id) in enumerate(users):
+            taken, raw = answers[2 * i], answers[2 * i + 1]
+            if taken:
+                held[(tenant, user_id)] = Held(*self._state(tenant, user_id, raw), locks[i])
+        tombstones = answers[2 * len(users) : 2 * len(users) + len(sids)]
+        return held, {sid for sid, gone in zip(sids, tombstones, strict=True) if gone}
+
+    async def release(self, locks: list[tuple[str, str]]) -> None:
+        """Let go of locks (key, token) still held with their token, in one round trip."""
+        if locks:
+            await self.redis.eval(_RELEASE, len(locks), *(k for k, _ in locks), *(t for _, t in locks))
 
     async def load(self, tenant: str, user_id: str) -> tuple[UserPresence, Snapshot]:
         """One user's presence, unlocked (read only)."""
@@ -109,10 +154,23 @@ class PresenceStore:
 
     async def save(self, state: UserPresence, snapshot: Snapshot) -> int:
         """Store one user's presence and its indexes; returns the tenant's active users after it."""
+        return (await self.save_many([(state, snapshot)]))[0]
+
+    async def save_many(self, saves: list[tuple[UserPresence, Snapshot]]) -> list[int]:
+        """Store several users' presence in one transaction, in this order; returns, for each, the tenant's
+        active users right after their own save (what announcing them one by one would have said)."""
+        pipe = self.redis.pipeline(transaction=True)
+        ends = []
+        for state, snapshot in saves:
+            self._queue_save(pipe, state, snapshot)
+            ends.append(len(pipe))
+        answers = await pipe.execute()
+        return [int(answers[end - 1]) for end in ends]
+
+    def _queue_save(self, pipe: Pipeline, state: UserPresence, snapshot: Snapshot) -> None:
         before, before_replicas = snapshot.conversations, snapshot.replicas
         tenant, uid = state.tenant, state.user_id
         who = member(tenant, uid)
-        pipe = self.redis.pipeline(transaction=True)
         doc_key = self._user_key(tenant, uid)
         pipe.set(doc_key, json.dumps(state.to_doc()))
         if state.status == OFFLINE and not state.sockets:
@@ -145,7 +203,6 @@ class PresenceStore:
             for conv in old - new:
                 pipe.eval(_DECREMENT, 1, convs, conv)
         pipe.scard(self.online_key(tenant))  # in the same round trip: the count the announcement carries
-        return int((await pipe.execute())[-1])
 
     # tombstones: a socket that went away before its connect was handled
     async def bury(self, sid: str) -> None:
