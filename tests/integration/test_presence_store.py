@@ -238,3 +238,47 @@ async def test_a_connect_whose_user_is_busy_waits_for_the_lock_and_is_announced_
         assert not pending.done()
     assert await pending == {"status": "online", "sockets": 1}
     assert sorted(transitions(published)) == [("ana", "online", 2), ("bo", "online", 1)]
+
+
+async def test_a_burst_of_disconnects_announces_each_user_offline_once_with_exact_counts(env):
+    deps, published, clock = env
+    rounds: list[int] = []
+
+    async def publish_batch(events: list[tuple[str, Envelope]]) -> None:
+        rounds.append(len(events))
+        published.extend(events)
+
+    deps.publish_batch = publish_batch
+    await h.in_rounds(deps, [])  # nothing to do is fine
+    await asyncio.gather(*(h.connect(connect(f"u{i}", f"s{i}", "gw-a/1"), deps) for i in range(40)))
+    await h.connect(connect("u0", "s0-tab2", "gw-a/1"), deps)  # u0 keeps a tab open
+    published.clear()
+    rounds.clear()
+    await asyncio.gather(
+        *(h.disconnect(cmd(p.DISCONNECT, f"u{i}", {"sid": f"s{i}", "replica": "gw-a/1"}), deps) for i in range(40))
+    )
+    assert published == []  # grace period
+    clock.now += 2
+    await h.sweep(deps, started_at=clock.now)
+    said = transitions(published)
+    assert sorted(u for u, _, _ in said) == sorted(f"u{i}" for i in range(1, 40))
+    assert {s for _, s, _ in said} == {"offline"}
+    assert [n for _, _, n in said] == list(range(39, 0, -1))  # 40 active, then one fewer each
+    assert len(rounds) < len(said)
+    assert [u["userId"] for u in (await h.active_users(cmd(p.ACTIVE_USERS, "u0", {}), deps))["users"]] == ["u0"]
+    assert await deps.store.replica_sockets("gw-a/1") == [("acme", "u0", "s0-tab2")]
+
+
+async def test_two_transitions_of_one_user_in_one_round_are_both_announced_with_their_own_counts(env):
+    deps, published, _ = env
+    deps.grace_seconds = 0  # a last socket closing announces offline at once
+    await h.connect(connect("bo", "s0", "gw-a/1"), deps)
+    await h.connect(connect("ana", "s1", "gw-a/1"), deps)
+    published.clear()
+    # arriving together: ana's only tab closes (offline), then she opens another (online)
+    await asyncio.gather(
+        h.disconnect(cmd(p.DISCONNECT, "ana", {"sid": "s1", "replica": "gw-a/1"}), deps),
+        h.connect(connect("ana", "s2", "gw-a/1"), deps),
+    )
+    assert transitions(published) == [("ana", "offline", 1), ("ana", "online", 2)]
+    assert (await h.lookup(cmd(p.LOOKUP, "x", {"userIds": ["ana"]}), deps))["ana"]["sockets"] == 1

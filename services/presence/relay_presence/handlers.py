@@ -6,6 +6,7 @@ No broker, HTTP or socket objects in here: state goes through the store, announc
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ from relay_log import get_logger, new_correlation_id
 from relay_presence import domain
 from relay_presence.adapters.store import PresenceStore
 from relay_presence.announcements import announced, announcement
-from relay_presence.connects import ConnectRounds, PendingConnect
 from relay_presence.metrics import REAPED
+from relay_presence.rounds import Answer, Report, Rounds
 
 log = get_logger(__name__)
 
@@ -34,7 +35,7 @@ class Deps:
     store: PresenceStore
     publish: Publish
     publish_batch: PublishMany | None = None  # events in order, confirms awaited together
-    connects: ConnectRounds = field(default_factory=ConnectRounds)
+    rounds: Rounds = field(default_factory=Rounds)
     grace_seconds: float = 3.0  # a user whose last socket closed may come back this long unannounced
     idle_seconds: float = 300.0
     dead_after_seconds: float = 10.0  # a replica silent this long is dead: its sockets are reaped
@@ -75,23 +76,33 @@ async def announce(
     announced(state, change, count)
 
 
-async def connect(env: Envelope, deps: Deps) -> dict[str, Any]:
-    cmd = p.Connect.model_validate(env.data)
-    user_id = _actor(env)
-    report = PendingConnect(env.tenant, user_id, cmd.sid, cmd.replica, cmd.namespace, cmd.user, env.correlationId)
-    answer = await deps.connects.submit(deps, report)
+async def in_round(deps: Deps, report: Report) -> Answer:
+    """Apply `report` in this instance's next round (rounds.py); on its own, waiting for the lock, when its
+    user's lock was busy."""
+    answer = await deps.rounds.submit(deps, report)
     if answer is not None:
         return answer
-    # the user's lock was busy (another update of theirs): on its own, waiting for the lock
-    if not await deps.store.admit(cmd.sid, cmd.replica, deps.clock()):
+    if report.arriving_on and report.sid and not await deps.store.admit(report.sid, report.arriving_on, deps.clock()):
         return {"ignored": True}  # its disconnect was handled first
-    state = await _add_socket(
-        deps, env.tenant, user_id, cmd.sid, cmd.replica, cmd.namespace, cmd.user, env.correlationId
-    )
+    if report.bury and report.sid:
+        await deps.store.bury(report.sid)
+    state = await update_user(deps, report.tenant, report.user_id, report.change, correlation_id=report.correlation_id)
     return {"status": state.status, "sockets": len(state.sockets)}
 
 
-async def _add_socket(
+async def in_rounds(deps: Deps, reports: list[Report]) -> list[Answer]:
+    return list(await asyncio.gather(*(in_round(deps, r) for r in reports)))
+
+
+async def connect(env: Envelope, deps: Deps) -> dict[str, Any]:
+    cmd = p.Connect.model_validate(env.data)
+    report = _connecting(
+        deps, env.tenant, _actor(env), cmd.sid, cmd.replica, cmd.namespace, cmd.user, env.correlationId
+    )
+    return await in_round(deps, report)
+
+
+def _connecting(
     deps: Deps,
     tenant: str,
     user_id: str,
@@ -100,32 +111,25 @@ async def _add_socket(
     namespace: str,
     user: dict[str, Any],
     correlation_id: str,
-) -> domain.UserPresence:
+) -> Report:
     now = deps.clock()
     socket = domain.Socket(sid, replica, namespace, now)
-    return await update_user(
-        deps, tenant, user_id, lambda s: s.connect(socket, user, now), correlation_id=correlation_id
-    )
+    return Report(tenant, user_id, lambda s: s.connect(socket, user, now), correlation_id, sid=sid, arriving_on=replica)
 
 
 async def disconnect(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = p.Disconnect.model_validate(env.data)
-    state = await _drop_socket(deps, env.tenant, _actor(env), cmd.sid, env.correlationId)
-    return {"status": state.status, "sockets": len(state.sockets)}
+    return await in_round(deps, _leaving(deps, env.tenant, _actor(env), cmd.sid, env.correlationId))
 
 
-async def _drop_socket(
-    deps: Deps, tenant: str, user_id: str, sid: str, correlation_id: str, *, bury: bool = True
-) -> domain.UserPresence:
-    if bury:
-        await deps.store.bury(sid)
+def _leaving(deps: Deps, tenant: str, user_id: str, sid: str, correlation_id: str, *, bury: bool = True) -> Report:
     now = deps.clock()
 
     def drop(s: domain.UserPresence) -> domain.Change | None:
         s.disconnect(sid, now, deps.grace_seconds)
         return s.settle(now)  # a zero grace announces at once
 
-    return await update_user(deps, tenant, user_id, drop, correlation_id=correlation_id)
+    return Report(tenant, user_id, drop, correlation_id, sid=sid, bury=bury)
 
 
 async def heartbeat(env: Envelope, deps: Deps) -> dict[str, Any]:
@@ -142,19 +146,18 @@ async def sync(env: Envelope, deps: Deps) -> dict[str, Any]:
     cmd = p.Sync.model_validate(env.data)
     listed = {(s.tenant, s.userId, s.sid): s for s in cmd.sockets}
     known = set(await deps.store.replica_sockets(cmd.replica))
-    added = removed = 0
+    leaving = []
     for tenant, user_id, sid in known - set(listed):
         # a socket that connected after the replica took its list is not in it: leave recent ones alone
         if await deps.store.socket_age(tenant, user_id, sid, deps.clock()) < SYNC_SETTLE_SECONDS:
             continue
-        await _drop_socket(deps, tenant, user_id, sid, env.correlationId, bury=False)
-        removed += 1
-    for key in set(listed) - known:
-        s = listed[key]
-        if await deps.store.buried(s.sid):
-            continue
-        await _add_socket(deps, s.tenant, s.userId, s.sid, cmd.replica, s.namespace, s.user, env.correlationId)
-        added += 1
+        leaving.append(_leaving(deps, tenant, user_id, sid, env.correlationId, bury=False))
+    removed = len(await in_rounds(deps, leaving))
+    arriving = [
+        _connecting(deps, s.tenant, s.userId, s.sid, cmd.replica, s.namespace, s.user, env.correlationId)
+        for s in (listed[key] for key in set(listed) - known)
+    ]
+    added = sum(1 for answer in await in_rounds(deps, arriving) if not answer.get("ignored"))
     if added or removed:
         log.warning("presence.replica_resynced", replica=cmd.replica, added=added, removed=removed)
     return {"added": added, "removed": removed}
@@ -223,8 +226,7 @@ async def statistics(env: Envelope, deps: Deps) -> dict[str, Any]:
 async def reap_replica(deps: Deps, incarnation: str, *, reason: str) -> int:
     sockets = await deps.store.replica_sockets(incarnation)
     cid = new_correlation_id()
-    for tenant, user_id, sid in sockets:
-        await _drop_socket(deps, tenant, user_id, sid, cid)
+    await in_rounds(deps, [_leaving(deps, tenant, user_id, sid, cid) for tenant, user_id, sid in sockets])
     await deps.store.forget_replica(incarnation)
     REAPED.inc(len(sockets))
     log.warning("presence.replica_reaped", replica=incarnation, sockets=len(sockets), reason=reason)
@@ -238,10 +240,12 @@ async def sweep(deps: Deps, *, started_at: float) -> None:
         if max(last, started_at) < now - deps.dead_after_seconds:
             await reap_replica(deps, incarnation, reason="heartbeat stopped")
     cid = new_correlation_id()
-    for tenant, user_id in await deps.store.due("pending", now):
-        await update_user(deps, tenant, user_id, lambda s: s.settle(now), correlation_id=cid)
-    for tenant, user_id in await deps.store.due("activity", now - deps.idle_seconds):
-        await update_user(deps, tenant, user_id, lambda s: s.idle(now, deps.idle_seconds), correlation_id=cid)
+    due = await deps.store.due("pending", now)
+    await in_rounds(deps, [Report(tenant, user_id, lambda s: s.settle(now), cid) for tenant, user_id in due])
+    idle = await deps.store.due("activity", now - deps.idle_seconds)
+    await in_rounds(
+        deps, [Report(tenant, user_id, lambda s: s.idle(now, deps.idle_seconds), cid) for tenant, user_id in idle]
+    )
 
 
 class Handler(Protocol):

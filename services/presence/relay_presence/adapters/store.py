@@ -110,13 +110,21 @@ class PresenceStore:
             await self.release([(key, token)])
 
     async def lock_round(
-        self, users: list[tuple[str, str]], sids: list[str], incarnations: list[str], now: float
+        self,
+        users: list[tuple[str, str]],
+        buried: list[str],
+        sids: list[str],
+        incarnations: list[str],
+        now: float,
     ) -> tuple[dict[tuple[str, str], Held], set[str]]:
-        """A round of connect reports in one round trip: each user's lock taken if it is free (their document
-        read with it; a busy one is left out of the answer), which of `sids` already went away (tombstones,
-        read after the locks: a disconnect that buries its socket later then waits for the lock), and each
-        replica known from its first socket (`admit`). `release` the held locks when done."""
+        """A round of reports in one round trip: tombstones for the sockets that went away (`buried`, before the
+        locks, as `bury`), each user's lock taken if it is free (their document read with it; a busy one is
+        left out of the answer), which of `sids` already went away (read after the locks: a disconnect that
+        buries its socket later then waits for the lock), and each replica known from its first socket
+        (`admit`). `release` the held locks when done."""
         pipe = self.redis.pipeline(transaction=False)
+        for sid in buried:
+            pipe.set(f"{self.p}:gone:{sid}", "1", ex=TOMBSTONE_SECONDS)
         locks = []
         for tenant, user_id in users:
             locks.append((f"{self.p}:lock:{member(tenant, user_id)}", uuid.uuid4().hex))
@@ -126,7 +134,7 @@ class PresenceStore:
             pipe.exists(f"{self.p}:gone:{sid}")
         for incarnation in incarnations:
             pipe.hsetnx(self.liveness, incarnation, now)
-        answers = await pipe.execute()
+        answers = (await pipe.execute())[len(buried) :]
         held = {}
         for i, (tenant, user_id) in enumerate(users):
             taken, raw = answers[2 * i], answers[2 * i + 1]
