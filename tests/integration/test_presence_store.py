@@ -198,15 +198,21 @@ async def test_a_socket_lost_from_its_replicas_index_is_counted_again_after_a_re
     assert transitions(published) == [("ana", "online", 1)]
 
 
-async def test_a_burst_of_connects_is_applied_in_rounds_with_exact_counts_and_one_announcement_each(env):
-    deps, published, _ = env
-    rounds: list[int] = []
+def batches_published(deps: h.Deps, published: list[tuple[str, Envelope]]) -> list[int]:
+    """Record the events the service publishes together (a round's): the sizes of the batches."""
+    sizes: list[int] = []
 
     async def publish_batch(events: list[tuple[str, Envelope]]) -> None:
-        rounds.append(len(events))
+        sizes.append(len(events))
         published.extend(events)
 
     deps.publish_batch = publish_batch
+    return sizes
+
+
+async def test_a_burst_of_connects_is_applied_in_rounds_with_exact_counts_and_one_announcement_each(env):
+    deps, published, _ = env
+    rounds = batches_published(deps, published)
     await h.disconnect(cmd(p.DISCONNECT, "gone", {"sid": "g1", "replica": "gw-a/1"}), deps)  # before its connect
     reports = [connect(f"u{i}", f"s{i}", "gw-a/1" if i % 2 else "gw-b/1") for i in range(60)]
     reports += [connect(f"u{i}", f"s{i}-tab{t}", "gw-b/1") for i in range(10) for t in (2, 3)]  # more tabs
@@ -242,13 +248,7 @@ async def test_a_connect_whose_user_is_busy_waits_for_the_lock_and_is_announced_
 
 async def test_a_burst_of_disconnects_announces_each_user_offline_once_with_exact_counts(env):
     deps, published, clock = env
-    rounds: list[int] = []
-
-    async def publish_batch(events: list[tuple[str, Envelope]]) -> None:
-        rounds.append(len(events))
-        published.extend(events)
-
-    deps.publish_batch = publish_batch
+    rounds = batches_published(deps, published)
     await h.in_rounds(deps, [])  # nothing to do is fine
     await asyncio.gather(*(h.connect(connect(f"u{i}", f"s{i}", "gw-a/1"), deps) for i in range(40)))
     await h.connect(connect("u0", "s0-tab2", "gw-a/1"), deps)  # u0 keeps a tab open
