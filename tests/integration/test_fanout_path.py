@@ -177,6 +177,40 @@ async def test_answers_leave_when_their_handler_returns_not_a_loop_pass_later(mo
         await ws.close()
 
 
+async def test_an_answer_only_event_is_answered_in_the_step_that_read_it_not_behind_the_burst_of_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a connect burst every loop pass is long and each handler's task waits for its turn; an answer-only
+    event (ping, health-check: `inline`) runs in the read step, so its ack waits for neither. Here the tasks are
+    held back, as a busy loop would: the ping sent after an echo is answered first, the echo once they run."""
+    async with serving(server_class=GuardedServer) as server:
+        sio = server.sio
+
+        @sio.on("ping")
+        async def ping(sid: str, data: object) -> object:
+            return {"pong": True}
+
+        sio.inline_events.add(("/", "ping"))
+        ws = await raw_socketio(server.url)
+        gate = asyncio.Event()
+        spawn = sio.start_background_task
+
+        def held(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            async def when_let_go() -> object:
+                await gate.wait()
+                return await fn(*args, **kwargs)
+
+            return spawn(when_let_go)
+
+        monkeypatch.setattr(sio, "start_background_task", held)
+        await ws.send('421["echo",{"x":1}]')
+        await ws.send('422["ping",{}]')
+        assert await asyncio.wait_for(ws.recv(), 5) == '432[{"pong":true}]'
+        gate.set()
+        assert await asyncio.wait_for(ws.recv(), 5) == '431[{"x":1}]'
+        await ws.close()
+
+
 async def raw_socketio(url: str, **kwargs: object) -> websockets.ClientConnection:
     ws = await websockets.connect(url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", **kwargs)
     assert (await ws.recv()).startswith("0")  # Engine.IO OPEN

@@ -90,6 +90,10 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(serializer=GuardedPacket, **kwargs)
         self._malformed_log = Throttle()
+        # (namespace, event) whose handlers only answer, waiting for no I/O (ping, health-check): run in the
+        # socket's read step instead of a task of their own, so under a burst their ack does not also wait
+        # for the task's turn, a loop pass later (SocketRouter.on(..., inline=True))
+        self.inline_events: set[tuple[str, str]] = set()
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         pending = self._binary_packet.get(eio_sid)
@@ -108,7 +112,13 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         if not (isinstance(data, list) and data and isinstance(data[0], str) and 0 < len(data[0]) <= MAX_EVENT_NAME):
             raise MalformedPacket("an event is a JSON array whose first element is the event's name")
-        await super()._handle_event(eio_sid, namespace, id, data)
+        namespace = namespace or "/"
+        if (namespace, data[0]) not in self.inline_events:
+            await super()._handle_event(eio_sid, namespace, id, data)
+            return
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if self.manager.is_connected(sid, namespace):
+            await self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
 
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None

@@ -112,14 +112,14 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
         gw.sio.on("*", unhandled, namespace=namespace)
         gw.sio.on("disconnect", disconnect, namespace=namespace)
 
-    @router.on("health-check", authenticated=False)
+    @router.on("health-check", authenticated=False, inline=True)
     async def health_check(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
         """Liveness probe from the client; answers `health-check {status, replica, timestamp}`."""
         body = {"status": "ok", "replica": gw.settings.replica_id, "timestamp": utcnow_iso()}
         await gw.reply(conn, "health-check", body)
         return {"success": True, **body}
 
-    @router.on("test", authenticated=False)
+    @router.on("test", authenticated=False, inline=True)
     async def test(gw: Gateway, conn: Connection, data: Any) -> dict[str, Any]:
         """Echo: answers `test {message, echo: true, timestamp}`."""
         message = data.get("message") if isinstance(data, dict) else None
@@ -127,7 +127,7 @@ def register(router: SocketRouter, namespaces: tuple[str, ...] = ("/",)) -> None
         await gw.reply(conn, "test", body)
         return {"success": True, **body}
 
-    @router.on("ping", authenticated=False)
+    @router.on("ping", authenticated=False, inline=True)
     async def ping(gw: Gateway, conn: Connection, _: Any) -> dict[str, Any]:
         """Keep-alive (seed-003); answers `pong {timestamp}`."""
         body = {"timestamp": utcnow_iso()}

@@ -20,6 +20,7 @@ from relay_ops.metrics import ERRORS
 from relay_gateway import metrics
 from relay_gateway.context import Connection, Gateway
 from relay_gateway.inbound import check_inbound
+from relay_gateway.packets import GuardedServer
 from relay_gateway.speaks import spoke
 
 log = get_logger(__name__)
@@ -76,8 +77,10 @@ class SocketRouter:
         namespace: str = "/",
         authenticated: bool = True,
         limit: str | None = None,
+        inline: bool = False,
     ) -> Callable[[Handler], Handler]:
-        """Register `fn` for `event`; `limit` names a rate-limit rule (ratelimit.py) each call counts against."""
+        """Register `fn` for `event`; `limit` names a rate-limit rule (ratelimit.py) each call counts against.
+        `inline`: `fn` only answers and waits for no I/O, so it runs in the socket's read step (packets.py)."""
 
         def register(fn: Handler) -> Handler:
             feature = self.feature
@@ -123,6 +126,8 @@ class SocketRouter:
                         return await self._refuse(sid, namespace, RelayError(ErrorCode.INTERNAL, "internal error"))
 
             self.gw.sio.on(event, handle, namespace=namespace)
+            if inline and isinstance(self.gw.sio, GuardedServer):
+                self.gw.sio.inline_events.add((namespace, event))
             summary = next(iter((fn.__doc__ or "").strip().splitlines()), "")
             self.registry.append(Registration(feature, namespace, event, model, authenticated, summary, limit))
             return fn
