@@ -237,7 +237,8 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
                 ["node", str(NODE_DIR / "storm.mjs"), str(plan_path)], capture_output=True, text=True, timeout=900
             )
             wall = time.perf_counter() - wall
-            acks = pinger.say("stop", "acks")["acks"]
+            stopped = pinger.say("stop", "acks")
+            acks = stopped["acks"]
             pinger_saw = pinger.close()
         finally:
             if pinger.popen.poll() is None:
@@ -283,8 +284,13 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         "other_user_ack_p99_ms": seen["ackP99Ms"],
         "other_user_ack_max_ms": seen["ackMaxMs"],
         "other_user_slow_acks": seen["slowPings"],  # [wall-clock ms, rtt ms] of acks over 50 ms
+        # the same, sent how long after the storm's first connect (ms)
+        "other_user_slow_acks_after_start": [[at - seen["startedWall"], rtt] for at, rtt in seen["slowPings"]],
         "client_loop_delay_p99_ms": seen["clientLoopDelayP99Ms"],
         "client_loop_delay_max_ms": seen["clientLoopDelayMaxMs"],
+        # the other user's process (from before the storm to its end): its own waits for a core
+        "pinger_loop_delay_p99_ms": stopped.get("loopDelayP99Ms"),
+        "pinger_loop_delay_max_ms": stopped.get("loopDelayMaxMs"),
         "gateway_loop_lag": lag,  # per replica: 10 ms ticks over the storm, and how many fired late
         "deliveries": deliveries,
         "deliveries_by_event": seen["received"],

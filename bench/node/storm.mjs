@@ -64,6 +64,9 @@ if (process.argv[3] === 'pinger') {
     }
   });
   say({ ready: true });
+  // the other user's own loop: a late ack may be this process waiting for a core, not the server
+  const pingerLoop = monitorEventLoopDelay({ resolution: 10 });
+  pingerLoop.enable();
   while (pinging) {
     const sent = now();
     const sentWall = Date.now();
@@ -72,7 +75,9 @@ if (process.argv[3] === 'pinger') {
     const wait = plan.pingEveryMs - (now() - sent);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
-  say({ acks });
+  pingerLoop.disable();
+  const ms = (ns) => Math.round(ns / 1e4) / 100;
+  say({ acks, loopDelayMaxMs: ms(pingerLoop.max), loopDelayP99Ms: ms(pingerLoop.percentile(99)) });
   await new Promise(() => {}); // connected until 'close'
 }
 await new Promise((r) => setTimeout(r, 300));
