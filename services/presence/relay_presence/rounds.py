@@ -124,7 +124,8 @@ async def _apply(deps: Deps, batch: list[Report], held: dict[tuple[str, str], He
             later.append(report)  # the user already changed in this round: their next change has its own count
             continue
         if report.arriving_on and report.sid in gone:
-            report.future.set_result({"ignored": True})  # its disconnect was handled first
+            if not report.future.done():  # (its caller may have been cancelled meanwhile)
+                report.future.set_result({"ignored": True})  # its disconnect was handled first
             continue
         change = report.change(mine.state)
         if change is not None:
