@@ -211,16 +211,7 @@ class Broker:
         expiration: float | None = None,
         mandatory: bool = True,
     ) -> None:
-        properties = spec.Basic.Properties(
-            content_type="application/json",
-            message_id=envelope.id,
-            correlation_id=envelope.id if reply_to else envelope.correlationId,
-            reply_to=reply_to,
-            message_type=envelope.type,
-            headers={"x-correlation-id": envelope.correlationId, "x-tenant": envelope.tenant},
-            delivery_mode=PERSISTENT if persistent else NOT_PERSISTENT,
-            expiration=None if expiration is None else str(int(expiration * 1000)),
-        )
+        properties = _properties(envelope, reply_to=reply_to, persistent=persistent, expiration=expiration)
         await self._basic_publish(
             self._channel(), exchange, routing_key, envelope.to_bytes(), properties, mandatory=mandatory
         )
@@ -291,11 +282,13 @@ class Broker:
         channel = self._command_channel
         if channel is None:
             raise RuntimeError("broker not connected")
-        message = _message(envelope, reply_to=reply_to, persistent=True, expiration=expiration)
-        # a handle by name (no round trip); it publishes on whatever channel the robust one holds now
-        exchange = await channel.get_exchange(self.topology.commands, ensure=False)
+        properties = _properties(envelope, reply_to=reply_to, persistent=True, expiration=expiration)
         try:
-            await exchange.publish(message, routing_key=key)
+            # as aio-pika's Exchange.publish (mandatory, the confirm awaited), minus its Message object and its
+            # wait for the frame to reach the socket: one of these per REST send in a gateway
+            await self._basic_publish(
+                channel, self.topology.commands, key, envelope.to_bytes(), properties, mandatory=True
+            )
         except aio_pika.exceptions.DeliveryError:
             await self._renew_command_channel(channel)
             raise
@@ -360,17 +353,16 @@ class Broker:
             await channel.exchange_delete(name)
 
 
-def _message(
+def _properties(
     envelope: Envelope, *, reply_to: str | None, persistent: bool, expiration: float | None
-) -> aio_pika.Message:
-    return aio_pika.Message(
-        envelope.to_bytes(),
+) -> spec.Basic.Properties:
+    return spec.Basic.Properties(
         content_type="application/json",
         message_id=envelope.id,
         correlation_id=envelope.id if reply_to else envelope.correlationId,
         reply_to=reply_to,
-        type=envelope.type,
+        message_type=envelope.type,
         headers={"x-correlation-id": envelope.correlationId, "x-tenant": envelope.tenant},
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
-        expiration=expiration,
+        delivery_mode=PERSISTENT if persistent else NOT_PERSISTENT,
+        expiration=None if expiration is None else str(int(expiration * 1000)),
     )
