@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import relay_redis
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
-from relay_broker import Broker, CommandHandler, LaneConsumer, Topology, serve_commands
+from relay_broker import Broker, LaneConsumer, Topology
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_contracts.deadline import CommitDelays
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
-from relay_ops import run_service
-from relay_ops.metrics import command_observer, sample_consumer_lag, sample_dead_letters
+from relay_ops.command_service import CommandService
 from relay_redis.claims import RedisClaims
 
 from relay_message import changes, channels, receipts
@@ -38,7 +36,9 @@ class MessageSettings(RelaySettings):
 
 
 @dataclass
-class MessageService:
+class MessageService(CommandService):
+    service = SERVICE
+
     settings: MessageSettings
     broker: Broker
     mongo: AsyncMongoClient[dict[str, Any]]
@@ -53,34 +53,19 @@ class MessageService:
         if self.deps.files is not None:
             await self.deps.files.ensure_indexes()
         every = {**HANDLERS, **FILE_HANDLERS, **channels.HANDLERS, **changes.HANDLERS, **receipts.HANDLERS}
-        handlers: dict[str, CommandHandler] = {
-            name: functools.partial(fn, deps=self.deps) for name, fn in every.items()
-        }
-        self.consumer = await serve_commands(
-            self.broker,
-            SERVICE,
+        consumer = await self.serve(
             ["conversation.#", "message.#", "file.#"],
-            handlers,
-            observe=command_observer(SERVICE),
+            every,
+            self.deps,
             transient=TRANSIENT_ERRORS,
             claims=self.deps.claims,
         )
-        log.info("message.started", member=self.consumer.member, lanes=self.consumer.lanes)
+        log.info("message.started", member=consumer.member, lanes=consumer.lanes)
 
     async def ready(self) -> bool:
         return self.broker.is_connected and await ping(self.mongo[self.settings.database_name])
 
-    async def sample_lag(self) -> None:
-        await sample_consumer_lag(self.broker.connection, SERVICE, self.broker.topology.service_queues(SERVICE))
-
-    async def drain(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-
-    async def close(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()  # the commands in hand are answered before the connection goes
-        await self.broker.close()
+    async def close_stores(self) -> None:
         await self.mongo.close()
         await self.redis.aclose()
 
@@ -114,12 +99,4 @@ async def run() -> None:
     settings = load_settings(MessageSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     service = build(settings)
-    await run_service(
-        service.start,
-        service.close,
-        host=settings.ops_host,
-        port=settings.message_ops_port,
-        checks={"broker+mongo": service.ready},
-        jobs=[service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
-        drain=service.drain,
-    )
+    await service.run(host=settings.ops_host, port=settings.message_ops_port, checks={"broker+mongo": service.ready})

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-
 import relay_redis
-from relay_broker import Broker, CommandHandler, LaneConsumer, Topology, serve_commands
+from relay_broker import Broker, LaneConsumer, Topology
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_contracts.deadline import CommitDelays
 from relay_log import configure_logging, get_logger
 from relay_mongo import TRANSIENT_ERRORS, connect, ping
-from relay_ops import run_service
-from relay_ops.metrics import command_observer, sample_consumer_lag, sample_dead_letters
+from relay_ops.command_service import CommandService
 from relay_redis.claims import RedisClaims
 
 from relay_order.adapters.repo import OrderRepo
@@ -28,7 +25,9 @@ class OrderSettings(RelaySettings):
     ops_host: str = "127.0.0.1"
 
 
-class OrderService:
+class OrderService(CommandService):
+    service = SERVICE
+
     def __init__(self, settings: OrderSettings) -> None:
         self.settings = settings
         self.broker = Broker(settings.amqp_url, Topology(settings.relay_instance, settings.command_partitions))
@@ -48,35 +47,16 @@ class OrderService:
     async def start(self) -> None:
         await self.broker.connect()
         await self.deps.orders.ensure_indexes()
-        handlers: dict[str, CommandHandler] = {
-            name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()
-        }
         # commands only: events of the same names travel on relay.events, never to these queues
-        self.consumer = await serve_commands(
-            self.broker,
-            SERVICE,
-            ["order.#"],
-            handlers,
-            observe=command_observer(SERVICE),
-            transient=TRANSIENT_ERRORS,
-            claims=self.deps.claims,
+        consumer = await self.serve(
+            ["order.#"], HANDLERS, self.deps, transient=TRANSIENT_ERRORS, claims=self.deps.claims
         )
-        log.info("order.started", member=self.consumer.member, lanes=self.consumer.lanes)
+        log.info("order.started", member=consumer.member, lanes=consumer.lanes)
 
     async def ready(self) -> bool:
         return self.broker.is_connected and await ping(self.db)
 
-    async def sample_lag(self) -> None:
-        await sample_consumer_lag(self.broker.connection, SERVICE, self.broker.topology.service_queues(SERVICE))
-
-    async def drain(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-
-    async def close(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()  # the commands in hand are answered before the connection goes
-        await self.broker.close()
+    async def close_stores(self) -> None:
         await self.mongo.close()
         await self.redis.aclose()
 
@@ -85,12 +65,4 @@ async def run() -> None:
     settings = load_settings(OrderSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     service = OrderService(settings)
-    await run_service(
-        service.start,
-        service.close,
-        host=settings.ops_host,
-        port=settings.order_ops_port,
-        checks={"broker+mongo": service.ready},
-        jobs=[service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
-        drain=service.drain,
-    )
+    await service.run(host=settings.ops_host, port=settings.order_ops_port, checks={"broker+mongo": service.ready})

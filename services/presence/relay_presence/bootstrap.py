@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from dataclasses import dataclass
 
@@ -11,12 +10,11 @@ import relay_redis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from relay_broker import Broker, CommandHandler, LaneConsumer, Topology, serve_commands
+from relay_broker import Broker, LaneConsumer, Topology
 from relay_config import RelaySettings, load_settings
 from relay_contracts import Envelope
 from relay_log import configure_logging, get_logger
-from relay_ops import run_service
-from relay_ops.metrics import command_observer, sample_consumer_lag, sample_dead_letters
+from relay_ops.command_service import CommandService
 
 from relay_presence.adapters.store import PresenceStore
 from relay_presence.handlers import HANDLERS, Deps, sweep
@@ -52,7 +50,9 @@ class PresenceSettings(RelaySettings):
 
 
 @dataclass
-class PresenceService:
+class PresenceService(CommandService):
+    service = SERVICE
+
     settings: PresenceSettings
     broker: Broker
     redis: Redis
@@ -62,16 +62,11 @@ class PresenceService:
     async def start(self) -> None:
         await self.broker.connect()
         self.started_at = time.time()
-        handlers: dict[str, CommandHandler] = {
-            name: functools.partial(fn, deps=self.deps) for name, fn in HANDLERS.items()
-        }
-        self.consumer = await serve_commands(
-            self.broker, SERVICE, ["presence.#"], handlers, observe=command_observer(SERVICE), transient=REDIS_DOWN
-        )
+        consumer = await self.serve(["presence.#"], HANDLERS, self.deps, transient=REDIS_DOWN)
         log.info(
             "presence.started",
-            member=self.consumer.member,
-            lanes=self.consumer.lanes,
+            member=consumer.member,
+            lanes=consumer.lanes,
             dead_after=self.settings.dead_after,
             grace=self.deps.grace_seconds,
         )
@@ -97,15 +92,7 @@ class PresenceService:
             except Exception:
                 log.exception("presence.sweep_failed")
 
-    async def sample_lag(self) -> None:
-        await sample_consumer_lag(self.broker.connection, SERVICE, self.broker.topology.service_queues(SERVICE))
-
-    async def drain(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-
-    async def close(self) -> None:
-        await self.broker.close()
+    async def close_stores(self) -> None:
         await self.redis.aclose()
 
 
@@ -131,12 +118,9 @@ async def run() -> None:
     settings = load_settings(PresenceSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     service = build(settings)
-    await run_service(
-        service.start,
-        service.close,
+    await service.run(
         host=settings.ops_host,
         port=settings.presence_ops_port,
         checks={"broker+redis": service.ready},
-        jobs=[service.sweeper, service.sample_lag, functools.partial(sample_dead_letters, service.broker)],
-        drain=service.drain,
+        jobs=[service.sweeper],
     )
