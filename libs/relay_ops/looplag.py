@@ -1,4 +1,4 @@
-"""Event-loop lag and garbage-collection pauses. Lag: how late a 10 ms timer fires. Everything a process
+"""Event-loop lag and garbage-collection pauses. Lag: how late a probe timer fires. Everything a process
 does waits for the loop, so a late timer is a late ack, a late delivery, a late heartbeat; the histograms
 show the stalls an average hides (a connect storm's burst of handshakes, a full garbage collection)."""
 
@@ -10,41 +10,58 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 from prometheus_client import Histogram
 from relay_log import get_logger
 
 LOOP_LAG = Histogram(
     "relay_event_loop_lag_seconds",
-    "How late a timer due every 10 ms fired: the longest a ready callback waited for the loop",
+    "How late the loop probe's timer fired (due every 10 ms while the loop is busy, 100 ms while it is mostly "
+    "idle): the longest a ready callback waited for the loop",
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
-EVERY = 0.010
+EVERY = 0.010  # while the loop is busy
+# While the loop is mostly idle: each timer wake-up of an idle process costs ~75 us of CPU on the bench
+# machine (a VM), so 100 a second were 7.5-9.6 ms/s, most of an idle gateway's CPU
+# (bench/reports/fanout.md, "Background CPU of an idle gateway"). A stall makes the loop busy: from the
+# next tick on it is probed every 10 ms again; one longer than QUIET_EVERY is always seen.
+QUIET_EVERY = 0.100
+BUSY_SHARE = 0.25  # process CPU over the last period, as a share of it, from which the loop counts as busy
 
 
 class LoopLag:
-    """A callback re-armed every `EVERY` seconds (no task): ~100 cheap wake-ups a second."""
+    """A callback re-armed every `EVERY` seconds while the loop is busy, every `QUIET_EVERY` while it is
+    mostly idle (no task)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, cpu_clock: Callable[[], float] = time.process_time) -> None:
         self.loop = loop
+        self._cpu_clock = cpu_clock
         self._due = 0.0
-        self.last_tick = time.monotonic()  # read by StallProbe's thread
+        self._armed_at = 0.0
+        self._cpu_at = 0.0
+        self.next_due = time.monotonic() + EVERY  # when the next tick is due (time.monotonic): read by StallProbe
         self._last_late = time.monotonic()  # when a tick last came more than 25 ms late
         self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        self._due = self.loop.time() + EVERY
+        self._arm(self.loop.time(), EVERY)
+
+    def _arm(self, now: float, period: float) -> None:
+        self._armed_at = now
+        self._cpu_at = self._cpu_clock()
+        self._due = now + period
+        self.next_due = time.monotonic() + period
         self._handle = self.loop.call_at(self._due, self._tick)
 
     def _tick(self) -> None:
         now = self.loop.time()
-        self.last_tick = time.monotonic()
         lag = max(0.0, now - self._due)
         LOOP_LAG.observe(lag)
         if lag > 0.025:
-            self._last_late = self.last_tick
-        self._due = now + EVERY
-        self._handle = self.loop.call_at(self._due, self._tick)
+            self._last_late = time.monotonic()
+        busy = lag > EVERY or self._cpu_clock() - self._cpu_at >= BUSY_SHARE * (now - self._armed_at)
+        self._arm(now, EVERY if busy else QUIET_EVERY)
 
     def calm_for(self) -> float:
         """Seconds since a tick last fired more than 25 ms late."""
@@ -83,7 +100,7 @@ class GcPauses:
 
 
 class StallProbe:
-    """Diagnostics (`RELAY_STALL_PROBE_MS`): a thread that, when the loop has not ticked for that long,
+    """Diagnostics (`RELAY_STALL_PROBE_MS`): a thread that, when the loop's probe tick is that long overdue,
     logs what the loop's thread is running (its innermost frames), once per stall. Costs a thread waking
     every few ms; off by default."""
 
@@ -103,13 +120,13 @@ class StallProbe:
         log = get_logger("relay_ops.stall")
         reported_for = 0.0
         while not self._stop.wait(self._threshold / 4):
-            last = self._lag.last_tick
-            stalled = time.monotonic() - last
-            if stalled < self._threshold or last == reported_for:
+            due = self._lag.next_due
+            stalled = time.monotonic() - due
+            if stalled < self._threshold or due == reported_for:
                 continue
             frame = sys._current_frames().get(self._loop_thread)
             stack = traceback.extract_stack(frame, limit=40) if frame is not None else []
-            reported_for = last
+            reported_for = due
             log.warning(
                 "loop.stalled",
                 stalled_ms=round(stalled * 1000),
