@@ -19,11 +19,36 @@ log = get_logger(__name__)
 Drain = Callable[[], Awaitable[None]]
 
 
+# uvicorn's main loop wakes every 0.1 s to poll `should_exit` and refresh the Date header once a second: ten
+# timer wake-ups a second of an otherwise idle process (~75 us of CPU each on the bench machine). Here it
+# wakes once a second for the header and an exit is awaited, not polled.
+TICK_SECONDS = 1.0
+
+
 class GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, drain: Drain | None = None) -> None:
+        self._exit = asyncio.Event()  # before uvicorn's __init__, which sets `should_exit`
         super().__init__(config)
         self._drain = drain
         self._draining: asyncio.Task[None] | None = None
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit.is_set()
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        if value:
+            self._exit.set()
+        else:
+            self._exit.clear()
+
+    async def main_loop(self) -> None:
+        counter = 0  # on_tick refreshes the Date header whenever counter % 10 == 0 (every tick here)
+        while not await self.on_tick(counter):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit.wait(), TICK_SECONDS)
+            counter = (counter + 10) % 864000
 
     @property
     def draining(self) -> bool:
