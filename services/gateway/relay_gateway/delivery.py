@@ -17,6 +17,7 @@ from relay_log import bound_contextvars, get_logger
 
 from relay_gateway import metrics
 from relay_gateway.dialects import Table, render
+from relay_gateway.event_acks import DeferredAcks
 from relay_gateway.fanout import FLUSHER
 from relay_gateway.interest import Interest
 from relay_gateway.rooms import scoped
@@ -29,6 +30,8 @@ EMIT_EVERYWHERE = ("*.all.#", "*.role.#", "*.room.#")
 # events acked together (AMQP multiple ack): the per-event ack round trip is off the hot path, and the
 # frames of every event handled between two acks leave each socket in one write
 ACK_BATCH = 64
+# how long a drained queue's ack waits for more events to share it (relay_gateway.event_acks)
+ACK_DELAY_SECONDS = 0.1
 
 
 class RecentIds:
@@ -96,6 +99,11 @@ class EventDelivery:
         await self._queue.unbind(self._broker.exchanges[self._broker.topology.emit], pattern)
         metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()))
 
+    async def restored(self) -> None:
+        """Wait while a reconnect restores the event queue (its fresh name, bindings and consumer)."""
+        assert self._queue is not None
+        await self._broker.restored(self._queue.channel)
+
     @property
     def alive(self) -> bool:
         return self._task is not None and not self._task.done() and self._broker.is_connected
@@ -104,28 +112,28 @@ class EventDelivery:
         assert self._queue is not None
         # one message at a time, in queue order: per-conversation order is the broker's order. The queue is
         # this replica's own and dies with it, so acking in batches loses nothing a single ack would keep.
-        async with self._queue.iterator() as messages:
-            unacked = 0
-            async for message in messages:
-                try:
-                    envelope = Envelope.from_bytes(message.body)
-                except ValidationError:
-                    log.error("delivery.undecodable", message_id=message.message_id)
-                    envelope = None
-                if envelope is not None:
+        acks = DeferredAcks(batch=ACK_BATCH, delay=ACK_DELAY_SECONDS)
+        try:
+            async with self._queue.iterator() as messages:
+                async for message in messages:
                     try:
-                        await self.deliver(envelope)
-                    except Exception:
-                        log.exception("delivery.failed", event_id=envelope.id, event_type=envelope.type)
-                unacked += 1
-                drained = _drained(messages)
-                if drained:
-                    # nothing more waiting: the frames of the events just handled leave now (one write per
-                    # socket), not on the loop's next pass
-                    FLUSHER.flush()
-                if unacked >= ACK_BATCH or drained:
-                    await message.ack(multiple=True)
-                    unacked = 0
+                        envelope = Envelope.from_bytes(message.body)
+                    except ValidationError:
+                        log.error("delivery.undecodable", message_id=message.message_id)
+                        envelope = None
+                    if envelope is not None:
+                        try:
+                            await self.deliver(envelope)
+                        except Exception:
+                            log.exception("delivery.failed", event_id=envelope.id, event_type=envelope.type)
+                    drained = _drained(messages)
+                    if drained:
+                        # nothing more waiting: the frames of the events just handled leave now (one write per
+                        # socket), not on the loop's next pass
+                        FLUSHER.flush()
+                    await acks.handled(message, drained=drained)
+        finally:
+            acks.close()
 
     async def deliver(self, envelope: Envelope) -> None:
         if self._recent.seen(envelope.id):
