@@ -82,7 +82,7 @@ def loop_lag_buckets(scraped: list[list[str]]) -> list[dict[str, float]]:
 
 
 def loop_lag_during(before: list[dict[str, float]], after: list[dict[str, float]]) -> list[dict[str, Any]]:
-    """Per gateway over the storm: loop probe ticks seen (10 ms apart while busy), and how many fired >= 10 / 25 /
+    """Per gateway over the storm: loop probe ticks seen (10 ms apart while late), and how many fired >= 10 / 25 /
     50 / 100 / 250 ms late."""
     result = []
     for b, a in zip(before, after, strict=True):
@@ -292,7 +292,7 @@ def storm(stack: Stack, sockets: int, *, profile: bool, dialect: str | None, hel
         # the other user's process (from before the storm to its end): its own waits for a core
         "pinger_loop_delay_p99_ms": stopped.get("loopDelayP99Ms"),
         "pinger_loop_delay_max_ms": stopped.get("loopDelayMaxMs"),
-        "gateway_loop_lag": lag,  # per replica: probe ticks over the storm (10 ms apart while busy), how many late
+        "gateway_loop_lag": lag,  # per replica: probe ticks over the storm (10 ms apart while late), how many late
         "deliveries": deliveries,
         "deliveries_by_event": seen["received"],
         "deliveries_per_transition": round(deliveries / transitions, 1),

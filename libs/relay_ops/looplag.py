@@ -10,36 +10,31 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
 
 from prometheus_client import Histogram
 from relay_log import get_logger
 
 LOOP_LAG = Histogram(
     "relay_event_loop_lag_seconds",
-    "How late the loop probe's timer fired (due every 10 ms while the loop is busy, 100 ms while it is mostly "
-    "idle): the longest a ready callback waited for the loop",
+    "How late the loop probe's timer fired (due 10 ms after the last tick while ticks come late, 100 ms while "
+    "they come on time): the longest a ready callback waited for the loop",
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
-EVERY = 0.010  # while the loop is busy
-# While the loop is mostly idle: each timer wake-up of an idle process costs ~75 us of CPU on the bench
-# machine (a VM), so 100 a second were 7.5-9.6 ms/s, most of an idle gateway's CPU
-# (bench/reports/fanout.md, "Background CPU of an idle gateway"). A stall makes the loop busy: from the
-# next tick on it is probed every 10 ms again; one longer than QUIET_EVERY is always seen.
+EVERY = 0.010  # while ticks come late: callbacks are waiting for the loop, probe it closely
+# While ticks come on time: each timer wake-up of an idle process costs ~75 us of CPU on the bench machine
+# (a VM), so 100 a second were 7.5-9.6 ms/s, most of an idle gateway's CPU (bench/reports/fanout.md,
+# "Background CPU of an idle gateway"). A stall longer than QUIET_EVERY is always seen; a shorter one is
+# seen if a tick falls due inside it, and from then on the loop is probed every 10 ms until ticks are on time.
 QUIET_EVERY = 0.100
-BUSY_SHARE = 0.25  # process CPU over the last period, as a share of it, from which the loop counts as busy
+LATE = 0.005  # a tick later than this switches to EVERY
 
 
 class LoopLag:
-    """A callback re-armed every `EVERY` seconds while the loop is busy, every `QUIET_EVERY` while it is
-    mostly idle (no task)."""
+    """A callback re-armed `EVERY` seconds after a late tick, `QUIET_EVERY` after one on time (no task)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, cpu_clock: Callable[[], float] = time.process_time) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._cpu_clock = cpu_clock
         self._due = 0.0
-        self._armed_at = 0.0
-        self._cpu_at = 0.0
         self.next_due = time.monotonic() + EVERY  # when the next tick is due (time.monotonic): read by StallProbe
         self._last_late = time.monotonic()  # when a tick last came more than 25 ms late
         self._handle: asyncio.TimerHandle | None = None
@@ -48,8 +43,6 @@ class LoopLag:
         self._arm(self.loop.time(), EVERY)
 
     def _arm(self, now: float, period: float) -> None:
-        self._armed_at = now
-        self._cpu_at = self._cpu_clock()
         self._due = now + period
         self.next_due = time.monotonic() + period
         self._handle = self.loop.call_at(self._due, self._tick)
@@ -60,8 +53,7 @@ class LoopLag:
         LOOP_LAG.observe(lag)
         if lag > 0.025:
             self._last_late = time.monotonic()
-        busy = lag > EVERY or self._cpu_clock() - self._cpu_at >= BUSY_SHARE * (now - self._armed_at)
-        self._arm(now, EVERY if busy else QUIET_EVERY)
+        self._arm(now, EVERY if lag > LATE else QUIET_EVERY)
 
     def calm_for(self) -> float:
         """Seconds since a tick last fired more than 25 ms late."""
