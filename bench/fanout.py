@@ -43,12 +43,14 @@ async def step(
     expected = round(events_per_s * seconds) * per_event
     await clients.command("reset")
     cpu_before = cpu_seconds(system.server_pids)
+    broker_before = cpu_seconds(system.broker_pids)
     started = time.perf_counter()
     await system.publish(events_per_s, seconds, rooms)
     publish_seconds = time.perf_counter() - started  # over `seconds`: the publisher could not keep the pace
     await asyncio.sleep(max(0.0, started + seconds - time.perf_counter()))
     window = time.perf_counter() - started
     cpu = cpu_seconds(system.server_pids) - cpu_before
+    broker_cpu = cpu_seconds(system.broker_pids) - broker_before
     in_window = sum(r["marked"] for r in await clients.command("mark"))
     deadline = time.perf_counter() + 20
     while True:
@@ -67,6 +69,8 @@ async def step(
         "received": received,
         "lost": expected - received,
         "cpu_us_per_delivery": round(cpu * 1e6 / max(1, in_window), 2),
+        # the broker between publisher and servers (RabbitMQ for Relay, Redis for Node): its share of the 2 cores
+        "broker_cpu_pct": round(100 * broker_cpu / window, 1),
         "p50_ms": round(p50, 2),
         "p99_ms": round(p99, 2),
         "disconnected": sum(r["disconnected"] for r in reports),
@@ -122,7 +126,10 @@ async def ramp(
         }
         for system in systems:
             best = max(results[system.name], key=lambda r: r["delivered_per_s"])
-            summary[system.name] = {"saturation_per_s": best["delivered_per_s"]}
+            summary[system.name] = {
+                "saturation_per_s": best["delivered_per_s"],
+                "broker_cpu_pct_at_saturation": best["broker_cpu_pct"],
+            }
             common = [r for r in results[system.name] if r["offered_per_s"] == 16_000]
             if common:
                 summary[system.name]["cpu_us_per_delivery_at_16k"] = common[0]["cpu_us_per_delivery"]
@@ -193,7 +200,7 @@ def write_report(report: dict[str, Any]) -> None:
                 f"- {shape} ({s['sockets']} sockets, {s['rooms']} room(s)) {name}: saturation "
                 f"{s[name]['saturation_per_s']}/s, CPU {s[name].get('cpu_us_per_delivery_at_16k', 'n/a')} µs/delivery "
                 f"at 16k/s, at half saturation p50 {half.get('p50_ms')} ms p99 {half.get('p99_ms')} ms "
-                f"lost {half.get('lost')}\n"
+                f"lost {half.get('lost')}; broker CPU at saturation {s[name].get('broker_cpu_pct_at_saturation')} %\n"
             )
     for name, m in report.get("idle", {}).items():
         lines.append(f"- idle {name}: {m['rss_per_socket_kb']} KB RSS per WebSocket ({m['sockets']} sockets)\n")

@@ -15,6 +15,7 @@ from relay_config import DEV_JWT_SECRET
 from relay_devstack import Stack, StackConfig
 from relay_devstack.stack import free_port
 from relay_sdk.emit import Emitter
+from yarl import URL
 
 NODE_DIR = Path(__file__).parent / "node"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -29,6 +30,26 @@ def cpu_seconds(pids: list[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICKS
+
+
+def listener_pid(port: int) -> int | None:
+    """The process listening on this local TCP port (the shared broker's or Redis's), found by socket inode."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(fields[9])
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd).removeprefix("socket:[").rstrip("]") in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
 
 
 def rss_bytes(pid: int) -> int:
@@ -107,6 +128,7 @@ class NodeClients:
 class System(Protocol):
     name: str
     server_pids: list[int]
+    broker_pids: list[int]  # the shared broker between publisher and servers (not counted in CPU per delivery)
 
     def client_config(self, sockets: int, rooms: int) -> dict[str, Any]: ...
     async def publish(self, events_per_s: float, seconds: float, rooms: int) -> None: ...
@@ -123,6 +145,7 @@ class NodeReference:
         self.publisher = publisher
         self.ports = ports
         self.server_pids = [s.proc.pid for s in servers]
+        self.broker_pids = [pid for pid in [listener_pid(URL(REDIS_URL).port or 6379)] if pid]
 
     @classmethod
     async def start(cls, key: str) -> NodeReference:
@@ -161,6 +184,7 @@ class RelaySystem:
         # None: the SDK's Emitter publishes (confirmed, from this process); else bench/node/relay-publish.js
         self.publisher = publisher
         self.server_pids = [p.popen.pid for n, p in stack.procs.items() if n.startswith("gateway")]
+        self.broker_pids = [pid for pid in [listener_pid(URL(AMQP_URL).port or 5672)] if pid]
 
     @classmethod
     async def start(cls, key: str, log_dir: Path, *, publisher: str = "node") -> RelaySystem:
