@@ -101,12 +101,16 @@ class StallProbe:
         self._threshold = threshold_ms / 1000
         self._loop_thread = threading.get_ident()
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        threading.Thread(target=self._watch, name="relay-stall-probe", daemon=True).start()
+        self._thread = threading.Thread(target=self._watch, name="relay-stall-probe", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
 
     def _watch(self) -> None:
         log = get_logger("relay_ops.stall")
@@ -122,7 +126,8 @@ class StallProbe:
             log.warning(
                 "loop.stalled",
                 stalled_ms=round(stalled * 1000),
-                stack=[f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}:{f.name}" for f in stack[-14:]],
+                # not `stack`: structlog's console renderer takes that key for a traceback text and fails on a list
+                frames=[f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}:{f.name}" for f in stack[-14:]],
             )
 
 

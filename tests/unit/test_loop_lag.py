@@ -89,18 +89,18 @@ async def test_a_stall_of_an_idle_loop_is_recorded_as_lag() -> None:
 async def test_the_stall_probe_reports_a_stall_and_not_an_idle_loop() -> None:
     probe = LoopLag(asyncio.get_running_loop())
     probe.start()
-    stalls = StallProbe(probe, threshold_ms=30)
+    stalls = StallProbe(probe, threshold_ms=60)
     with capture_logs() as logs:
         stalls.start()
         try:
-            await tick_times(4)  # idle: 100 ms between ticks, over the 30 ms threshold, is no stall
+            await tick_times(4)  # idle: 100 ms between ticks, over the 60 ms threshold, is no stall
             assert [e for e in logs if e["event"] == "loop.stalled"] == []
-            stall(0.2)
+            stall(0.4)
             await tick_times(1)
             reported = [e for e in logs if e["event"] == "loop.stalled"]
             assert len(reported) == 1
-            assert reported[0]["stalled_ms"] >= 30
-            assert any("test_loop_lag.py" in frame for frame in reported[0]["stack"])
+            assert reported[0]["stalled_ms"] >= 60
+            assert any("test_loop_lag.py" in frame for frame in reported[0]["frames"])
         finally:
             stalls.stop()
             probe.stop()
