@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+from pydantic import ValidationError
 from relay_gateway.admission import AdmissionGate
+from relay_gateway.bootstrap import build
+from relay_gateway.packets import GuardedServer
+from relay_gateway.settings import GatewaySettings
 
 
 class Passes:
@@ -114,3 +119,13 @@ async def test_an_idle_gate_schedules_nothing() -> None:
     await asyncio.sleep(0)
     await asyncio.sleep(0)  # the refill ran and, with nothing handed out since, did not schedule another
     assert gate._refill is None
+
+
+def test_the_gateway_paces_both_handshakes_by_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONNECT_ADMISSION_PER_PASS", "2")
+    sio = build(GatewaySettings()).gw.sio
+    assert isinstance(sio, GuardedServer)
+    assert sio.admission.per_pass == 2
+    assert sio.eio.admission is sio.admission  # the Engine.IO handshake and the namespace connect share it
+    with pytest.raises(ValidationError):
+        GatewaySettings(connect_admission_per_pass=-1)
