@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 
 from relay_gateway import dialects
 from relay_gateway.adapter import ObservableRedisManager
+from relay_gateway.admission import AdmissionGate
 from relay_gateway.commands import CommandBus
 from relay_gateway.context import Gateway
 from relay_gateway.delivery import ACK_BATCH, EventDelivery
@@ -117,6 +118,7 @@ class GatewayApp:
 def build(settings: GatewaySettings) -> GatewayApp:
     manager = ObservableRedisManager(settings.redis_url, channel=f"{settings.relay_instance}-socketio")
     sio = GuardedServer(
+        admission=AdmissionGate(settings.connect_admission_per_pass),
         async_mode="asgi",
         client_manager=manager,
         cors_allowed_origins=list(settings.cors_origins) if settings.cors_origins != ("*",) else "*",

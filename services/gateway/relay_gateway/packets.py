@@ -12,10 +12,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import engineio
 import socketio
 from relay_contracts import ErrorCode
 from relay_log import get_logger
 from socketio import packet as sio_packet
+
+from relay_gateway.admission import AdmissionGate
 
 log = get_logger(__name__)
 
@@ -86,14 +89,35 @@ class Throttle:
         return True
 
 
+class PacedEngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    """Engine.IO's handshake (a new sid, the OPEN packet, the WebSocket accept) waits for an admission."""
+
+    admission = AdmissionGate(0)  # GuardedServer sets its own
+
+    async def _handle_connect(self, environ: dict[str, Any], transport: str, jsonp_index: int | None = None) -> Any:
+        await self.admission.admit()
+        return await super()._handle_connect(environ, transport, jsonp_index)
+
+
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, admission: AdmissionGate | None = None, **kwargs: Any) -> None:
         super().__init__(serializer=GuardedPacket, **kwargs)
+        # new connections' handshake work, at most K per loop pass (admission.py): the Engine.IO handshake and
+        # each namespace connect take one admission each
+        self.admission = admission or AdmissionGate(0)
+        self.eio.admission = self.admission
         self._malformed_log = Throttle()
         # (namespace, event) whose handlers only answer, waiting for no I/O (ping, health-check): run in the
         # socket's read step instead of a task of their own, so under a burst their ack does not also wait
         # for the task's turn, a loop pass later (SocketRouter.on(..., inline=True))
         self.inline_events: set[tuple[str, str]] = set()
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return PacedEngineServer
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        await self.admission.admit()
+        await super()._handle_connect(eio_sid, namespace, data)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         pending = self._binary_packet.get(eio_sid)

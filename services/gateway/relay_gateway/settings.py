@@ -27,6 +27,10 @@ class GatewaySettings(RelaySettings):
     ping_timeout_seconds: float = 20.0
     # a credential-less socket on `/` must `autenticar` within this many seconds (SPEC §2)
     auth_grace_seconds: float = Field(default=10.0, gt=0)
+    # new connections whose handshake work (Engine.IO handshake, Socket.IO connect) may start in one event-loop
+    # pass; the rest wait for the next pass, so established sockets' frames are answered in between (admission.py).
+    # 0: unlimited
+    connect_admission_per_pass: int = Field(default=4, ge=0)
     # on SIGTERM, sockets are closed in staggered batches over this many seconds (drain.py)
     gateway_drain_seconds: float = Field(default=10.0, ge=0, le=300)
 
