@@ -56,6 +56,23 @@ def drop_topology(amqp_url: str, instance: str) -> None:
         raise failure[0]
 
 
+def drop_keys(redis_url: str, instance: str) -> int:
+    """Delete a Relay instance's Redis keys (every key Relay writes starts with `<instance>:`)."""
+    import redis
+
+    dropped = 0
+    with redis.Redis.from_url(redis_url) as client:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{instance}:*", count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                dropped += int(client.unlink(*batch))
+                batch.clear()
+        if batch:
+            dropped += int(client.unlink(*batch))
+    return dropped
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,8 +91,9 @@ class StackConfig:
     mongo_data_dir: str | None = None  # None: a temporary directory removed at stop
     log_dir: str | None = None  # None: children log to this process's stdout
     env: dict[str, str] = field(default_factory=dict)
-    # a throwaway instance (tests, benchmarks): its broker exchanges and durable queues are deleted at
-    # stop; left behind, each stack's 25 quorum queues pile up until the broker runs out of file handles
+    # a throwaway instance (tests, benchmarks): its broker exchanges and durable queues and its Redis keys
+    # are deleted at stop; left behind, each stack's 25 quorum queues pile up until the broker runs out of
+    # file handles, and its keys (~5,000 after a presence storm) slow every SCAN of the shared Redis
     drop_topology: bool = False
 
 
@@ -275,7 +293,9 @@ class Stack:
                 proc.log.close()
         self.procs.clear()
         if self.config.drop_topology:
+            # a throwaway instance: its broker topology and its Redis keys go with it
             drop_topology(self.config.amqp_url, self.config.instance)
+            drop_keys(self.config.redis_url, self.config.instance)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
