@@ -294,8 +294,10 @@ class Stack:
         self.procs.clear()
         if self.config.drop_topology:
             # a throwaway instance: its broker topology and its Redis keys go with it
-            drop_topology(self.config.amqp_url, self.config.instance)
-            drop_keys(self.config.redis_url, self.config.instance)
+            try:
+                drop_keys(self.config.redis_url, self.config.instance)
+            finally:
+                drop_topology(self.config.amqp_url, self.config.instance)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
