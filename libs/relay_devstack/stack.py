@@ -57,10 +57,13 @@ def drop_topology(amqp_url: str, instance: str) -> None:
 
 
 def drop_keys(redis_url: str, instance: str) -> int:
-    """Delete a Relay instance's Redis keys (every key Relay writes starts with `<instance>:`)."""
+    """Delete a Relay instance's Redis keys (every key Relay writes starts with `<instance>:`). Only for a
+    plain Redis URL: a `redis+sentinel://` group is a test's own servers, gone with the test."""
     import redis
 
     dropped = 0
+    if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        return dropped
     with redis.Redis.from_url(redis_url) as client:
         batch: list[bytes] = []
         for key in client.scan_iter(match=f"{instance}:*", count=1000):
