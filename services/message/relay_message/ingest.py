@@ -18,7 +18,7 @@ the unique `(conversation, sender, clientMessageId)` index: insert, and on that 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import functools
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from relay_contracts.claims import Want, needs_claim
 from relay_contracts.deadline import expired_error
 from relay_contracts.routing import event_key
 from relay_log import get_logger
+from relay_ops.rounds import Drainer
 
 from relay_message import domain
 from relay_message.adapters.repo import CLIENT_CONFLICT, MessageStats
@@ -95,9 +96,7 @@ class SendPipeline:
     """This instance's sends waiting to be committed, and the rounds that commit them."""
 
     def __init__(self, max_batch: int = MAX_BATCH) -> None:
-        self.max_batch = max_batch
-        self._waiting: list[PendingSend] = []
-        self._draining = False
+        self._drainer: Drainer[PendingSend] = Drainer(max_batch)
         self._tails: OrderedDict[Key, int] = OrderedDict()
         # from the write to the answers, the recent rounds (a fresh instance assumes a slow start)
         self._rounds: deque[float] = deque([COLD_START_SECONDS], maxlen=PACE_ROUNDS)
@@ -113,31 +112,13 @@ class SendPipeline:
         attachment: dict[str, Any] | None,
     ) -> dict[str, Any]:
         pending = PendingSend(env, cmd, user, roles, attachment, asyncio.get_running_loop().create_future())
-        self._waiting.append(pending)
-        if not self._draining:
-            self._draining = True
-            # its own context: the drainer serves many commands, so it must not log as the first one
-            asyncio.create_task(self._drain(deps), context=contextvars.Context())  # noqa: RUF006
-        return await pending.future
+        answer: dict[str, Any] = await self._drainer.submit(pending, functools.partial(self._round, deps))
+        return answer
 
     @property
     def pace(self) -> float:
         """How long a round takes from its write to its answers: the slowest of the recent ones."""
         return max(self._rounds)
-
-    async def _drain(self, deps: Deps) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-                try:
-                    await self._round(deps, batch)
-                except BaseException as exc:
-                    _fail(batch, exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-        finally:
-            # nothing awaits between the last empty check and here, so no send can be stranded
-            self._draining = False
 
     def _remember_tail(self, key: Key, seq: int) -> None:
         self._tails[key] = seq

@@ -3,9 +3,8 @@
 The socket reports (and sweep steps) that wait together are applied together: one round trip takes
 their users' locks and reads them (with the sockets' tombstones), one transaction saves them, their
 announcements are published with the confirms awaited together, and one round trip lets the locks
-go — instead of four round trips and a confirmed publish per report. One drainer task per instance
-runs the rounds one after the other; the first report of a quiet moment runs alone at once, and those
-arriving meanwhile wait for the next round, so nothing waits on a timer.
+go — instead of four round trips and a confirmed publish per report. The rounds run one after the
+other in this instance's drainer (relay_ops.rounds), so nothing waits on a timer.
 
 What one by one would have said, a round says: a user's reports in a round are applied in order to
 one state; each announcement carries the tenant's active count right after its own user's save (a
@@ -18,12 +17,13 @@ on its own.
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from relay_contracts import Envelope
+from relay_ops.rounds import Drainer
 
 from relay_presence import domain
 from relay_presence.adapters.store import Held
@@ -59,38 +59,14 @@ class Rounds:
     """This instance's reports waiting for a round, and the drainer that applies them."""
 
     def __init__(self, max_round: int = MAX_ROUND) -> None:
-        self.max_round = max_round
-        self._waiting: list[Report] = []
-        self._draining = False
+        self._drainer: Drainer[Report] = Drainer(max_round)
 
     async def submit(self, deps: Deps, report: Report) -> Answer | None:
         """The report's answer (`{status, sockets}`, or `{ignored: True}` for a connect whose socket already
         went away); None when its user's lock was busy: apply it on its own."""
         report.future = asyncio.get_running_loop().create_future()
-        self._waiting.append(report)
-        if not self._draining:
-            self._draining = True
-            # its own context: the drainer serves many commands, so it must not log as the first one
-            asyncio.create_task(self._drain(deps), context=contextvars.Context())  # noqa: RUF006
-        return await report.future
-
-    async def _drain(self, deps: Deps) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[: self.max_round], self._waiting[self.max_round :]
-                try:
-                    later = await _round(deps, batch)
-                except BaseException as exc:
-                    for report in batch:
-                        if not report.future.done():
-                            report.future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                else:
-                    self._waiting[:0] = later  # ahead of what arrived meanwhile: a user's reports stay in order
-        finally:
-            # nothing awaits between the last empty check and here, so no report can be stranded
-            self._draining = False
+        answer: Answer | None = await self._drainer.submit(report, functools.partial(_round, deps))
+        return answer
 
 
 async def _round(deps: Deps, batch: list[Report]) -> list[Report]:
