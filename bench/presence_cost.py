@@ -31,6 +31,7 @@ import socketio
 from redis.asyncio import Redis
 from relay_contracts import Envelope
 from relay_contracts import presence as p
+from relay_devstack.stack import drop_keys
 from relay_gateway.bootstrap import DIALECTS
 from relay_gateway.delivery import EventDelivery
 from relay_gateway.fanout import FanoutEmit
@@ -97,9 +98,7 @@ async def scenario(redis: Redis, users: int, entitled: int, transitions: int) ->
         started = time.process_time()
         await delivery.deliver(event)
         gateway_cpu += time.process_time() - started
-    keys = [k async for k in redis.scan_iter(f"{instance}:*")]
-    for batch in range(0, len(keys), 1000):
-        await redis.delete(*keys[batch : batch + 1000])
+    drop_keys(REDIS_URL, instance)
     return {
         "users": users,
         "entitled_sockets": entitled,
