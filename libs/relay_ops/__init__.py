@@ -42,24 +42,19 @@ def run_process(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 async def _with_lag_probe(main: Coroutine[Any, Any, None]) -> None:
     GcPauses().install()
     probe = LoopLag(asyncio.get_running_loop())
-    probe.start()
+    running: list[LoopLag | QuietFullCollections | StallProbe] = [probe]
     every = float(os.environ.get("RELAY_GC_FULL_EVERY_SECONDS", "30"))  # 0: CPython's own trigger
-    collections = QuietFullCollections(probe, every=every) if every > 0 else None
-    if collections is not None:
-        collections.start()
-    stalls = (
-        StallProbe(probe, float(os.environ["RELAY_STALL_PROBE_MS"])) if "RELAY_STALL_PROBE_MS" in os.environ else None
-    )
-    if stalls is not None:
-        stalls.start()
+    if every > 0:
+        running.append(QuietFullCollections(probe, every=every))
+    if "RELAY_STALL_PROBE_MS" in os.environ:
+        running.append(StallProbe(probe, float(os.environ["RELAY_STALL_PROBE_MS"])))
+    for part in running:
+        part.start()
     try:
         await main
     finally:
-        probe.stop()
-        if collections is not None:
-            collections.stop()
-        if stalls is not None:
-            stalls.stop()
+        for part in reversed(running):
+            part.stop()
 
 
 def ops_routes(checks: dict[str, ReadinessCheck], registry: CollectorRegistry = REGISTRY) -> list[Route]:
