@@ -20,7 +20,7 @@ from relay_presence import domain
 from relay_presence.adapters.store import PresenceStore
 from relay_presence.announcements import announced, announcement
 from relay_presence.metrics import REAPED
-from relay_presence.rounds import Answer, Report, Rounds
+from relay_presence.rounds import Answer, Report, Rounds, answer_of
 
 log = get_logger(__name__)
 
@@ -86,8 +86,9 @@ async def in_round(deps: Deps, report: Report) -> Answer:
         return {"ignored": True}  # its disconnect was handled first
     if report.bury and report.sid:
         await deps.store.bury(report.sid)
-    state = await update_user(deps, report.tenant, report.user_id, report.change, correlation_id=report.correlation_id)
-    return {"status": state.status, "sockets": len(state.sockets)}
+    return answer_of(
+        await update_user(deps, report.tenant, report.user_id, report.change, correlation_id=report.correlation_id)
+    )
 
 
 async def in_rounds(deps: Deps, reports: list[Report]) -> list[Answer]:

@@ -84,7 +84,7 @@ async def _round(deps: Deps, batch: list[Report]) -> list[Report]:
     for report in batch:
         if id(report) not in deferred and not report.future.done():
             mine = held.get(report.who)
-            report.future.set_result(None if mine is None else _answer(mine.state))
+            report.future.set_result(None if mine is None else answer_of(mine.state))
     return later
 
 
@@ -119,5 +119,6 @@ async def _apply(deps: Deps, batch: list[Report], held: dict[tuple[str, str], He
     return later
 
 
-def _answer(state: domain.UserPresence) -> Answer:
+def answer_of(state: domain.UserPresence) -> Answer:
+    """What a socket report is answered: the user's status and open sockets after it."""
     return {"status": state.status, "sockets": len(state.sockets)}
