@@ -78,6 +78,13 @@ class PresenceStore:
         self.p = f"{instance}:presence"
         self.liveness = liveness_key(instance)
 
+    def _lock_key(self, tenant: str, user_id: str) -> str:
+        return f"{self.p}:lock:{member(tenant, user_id)}"
+
+    def _gone_key(self, sid: str) -> str:
+        """A socket's tombstone: it went away, so a connect report of it arriving late is ignored."""
+        return f"{self.p}:gone:{sid}"
+
     def _user_key(self, tenant: str, user_id: str) -> str:
         return f"{self.p}:user:{tenant}{SEP}{user_id}"
 
@@ -92,7 +99,7 @@ class PresenceStore:
         self, tenant: str, user_id: str, timeout: float = 5.0
     ) -> AsyncIterator[tuple[UserPresence, Snapshot]]:
         """One user's presence under their lock, read in the same round trip that takes it; `save` it inside."""
-        key, token = f"{self.p}:lock:{member(tenant, user_id)}", uuid.uuid4().hex
+        key, token = self._lock_key(tenant, user_id), uuid.uuid4().hex
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             pipe = self.redis.pipeline(transaction=False)
@@ -124,14 +131,14 @@ class PresenceStore:
         (`admit`). `release` the held locks when done."""
         pipe = self.redis.pipeline(transaction=False)
         for sid in buried:
-            pipe.set(f"{self.p}:gone:{sid}", "1", ex=TOMBSTONE_SECONDS)
+            pipe.set(self._gone_key(sid), "1", ex=TOMBSTONE_SECONDS)
         locks = []
         for tenant, user_id in users:
-            locks.append((f"{self.p}:lock:{member(tenant, user_id)}", uuid.uuid4().hex))
+            locks.append((self._lock_key(tenant, user_id), uuid.uuid4().hex))
             pipe.set(locks[-1][0], locks[-1][1], nx=True, px=LOCK_MS)
             pipe.get(self._user_key(tenant, user_id))
         for sid in sids:
-            pipe.exists(f"{self.p}:gone:{sid}")
+            pipe.exists(self._gone_key(sid))
         for incarnation in incarnations:
             pipe.hsetnx(self.liveness, incarnation, now)
         answers = (await pipe.execute())[len(buried) :]
@@ -214,10 +221,10 @@ class PresenceStore:
 
     # tombstones: a socket that went away before its connect was handled
     async def bury(self, sid: str) -> None:
-        await self.redis.set(f"{self.p}:gone:{sid}", "1", ex=TOMBSTONE_SECONDS)
+        await self.redis.set(self._gone_key(sid), "1", ex=TOMBSTONE_SECONDS)
 
     async def buried(self, sid: str) -> bool:
-        return bool(await self.redis.exists(f"{self.p}:gone:{sid}"))
+        return bool(await self.redis.exists(self._gone_key(sid)))
 
     # replicas
     async def beat(self, incarnation: str, replica_id: str, now: float) -> str | None:
@@ -233,7 +240,7 @@ class PresenceStore:
         """A connect report, in one round trip: False when the socket already went away (tombstone); else
         know its replica from its first socket, so it is reaped even if it dies before a heartbeat."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.exists(f"{self.p}:gone:{sid}")
+        pipe.exists(self._gone_key(sid))
         pipe.hsetnx(self.liveness, incarnation, now)
         gone, _ = await pipe.execute()
         return not gone
