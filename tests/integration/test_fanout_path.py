@@ -294,3 +294,71 @@ async def test_a_server_side_disconnect_ends_the_connection_even_if_the_client_k
                 while True:
                     frames.append(await stubborn.recv())
         assert "1" in frames or "41" in frames  # told it was disconnected before the connection went
+
+
+SERVER_CODE = ("uvicorn/", "relay_gateway/", "engineio/async_server", "engineio/async_socket", "socketio/async_server")
+
+
+def server_tasks() -> set[asyncio.Task[object]]:
+    """The loop's tasks running server code (the clients of these tests share the loop)."""
+    return {t for t in asyncio.all_tasks() if any(part in t.get_coro().cr_code.co_filename for part in SERVER_CODE)}
+
+
+async def test_idle_websockets_hold_no_task_and_a_burst_of_events_is_handled_in_order() -> None:
+    """Reads are detached from the ASGI call: an idle socket holds no task, and a client's burst (longer
+    than the inbox that pauses reading) reaches the handlers complete and in the order it was sent."""
+    async with serving() as server:
+        seen: dict[str, list[int]] = {}
+
+        @server.sio.on("seq")
+        async def seq(sid: str, n: int) -> None:
+            seen.setdefault(sid, []).append(n)
+
+        idle = server_tasks()
+        clients = [await client(server.url, ["websocket"], []) for _ in range(20)]
+        await asyncio.sleep(0.2)
+        # what the server runs now is shared by all its sockets (the heartbeat sweep, Engine.IO's service task)
+        running = {t.get_coro().__qualname__ for t in server_tasks() - idle}
+        assert running <= {"Deadlines._sweep", "AsyncServer._service_task"}, "an idle socket should hold no task"
+        for c in clients[:3]:
+            for n in range(200):
+                await c.emit("seq", n)
+        await until(lambda: sorted(map(len, seen.values())) == [200, 200, 200])
+        assert all(got == list(range(200)) for got in seen.values())
+        for c in clients:
+            await c.disconnect()
+        await until(lambda: len(server.disconnects) == 20)
+        # python-socketio's client closes its WebSocket before its writer sends the DISCONNECT packet
+        assert set(server.disconnects.values()) <= {
+            server.sio.reason.CLIENT_DISCONNECT,
+            server.sio.reason.TRANSPORT_CLOSE,
+        }
+        await until(lambda: len(server.sio.eio.sockets) == 0)
+
+
+async def test_a_closed_connection_is_heard_once_and_leaves_nothing_behind() -> None:
+    async with serving() as server:
+        ws = await raw_socketio(server.url)
+        await until(lambda: len(server.sio.eio.sockets) == 1)
+        ws.transport.abort()  # no CLOSE packet, no closing handshake: the connection just goes
+        await until(lambda: list(server.disconnects.values()) == [server.sio.reason.TRANSPORT_CLOSE])
+        await until(lambda: len(server.sio.eio.sockets) == 0)
+        await asyncio.sleep(0.2)
+        assert len(server.disconnects) == 1
+
+
+async def test_an_oversized_packet_ends_the_socket_and_closes_the_websocket() -> None:
+    async with serving() as server:
+        limit = server.sio.eio.max_http_buffer_size
+        ws = await raw_socketio(server.url, max_size=None)
+        bystander = await raw_socketio(server.url)
+        await ws.send("4" + "x" * limit)
+        with pytest.raises(websockets.ConnectionClosed):
+            async with asyncio.timeout(10):
+                while True:
+                    await ws.recv()
+        assert ws.close_code == 1009
+        await until(lambda: list(server.disconnects.values()) == [server.sio.reason.TRANSPORT_CLOSE])
+        await bystander.send('421["echo",2]')
+        assert await asyncio.wait_for(bystander.recv(), 5) == "431[2]"
+        await bystander.close()

@@ -1,16 +1,21 @@
 """The WebSocket write path under Engine.IO: pre-built frames written straight to each socket's transport.
 
 Engine.IO's own WebSocket path costs a task wake-up, a timed queue wait, an ASGI message and a framing call
-per packet per socket. Once a socket has upgraded to an uncompressed WebSocket on uvicorn's `websockets-sansio`
-protocol, `DirectSocket` replaces that with a `FrameWriter`: every packet for the socket (room emits,
-acks, pings, the CLOSE packet) goes through it, so per-socket order is the order of writes; nothing is queued
-elsewhere once it is on. Frames written in one loop tick go out in one `transport.write` per socket, at the
-latest on the loop's next pass; answers leave sooner, when the step that wrote them ends (a handler's ack and
-replies, a connect's answers, a drained event batch), because under a burst every pass is long and a reply
-that waits for one more is that much later. A socket whose unsent bytes pass `limit` is a slow consumer: it is
-disconnected with a logged reason and counted, never left to grow memory.
+per packet per socket. Once a socket has upgraded to an uncompressed WebSocket on Relay's WebSocket protocol
+(wsprotocol: uvicorn's `websockets-sansio`, slimmed), `DirectSocket` replaces that with a `FrameWriter`: every
+packet for the socket (room emits, acks, pings, the CLOSE packet) goes through it, so per-socket order is the
+order of writes; nothing is queued elsewhere once it is on. Frames written in one loop tick go out in one
+`transport.write` per socket, at the latest on the loop's next pass; answers leave sooner, when the step that
+wrote them ends (a handler's ack and replies, a connect's answers, a drained event batch), because under a
+burst every pass is long and a reply that waits for one more is that much later. A socket whose unsent bytes
+pass `limit` is a slow consumer: it is disconnected with a logged reason and counted, never left to grow
+memory.
 
-Polling sockets, sockets that negotiated permessage-deflate, and other ASGI servers keep Engine.IO's
+Reads go the other way round: the socket detaches the connection from its ASGI call (wsprotocol), and each
+received message comes to `DirectSocket._received` in order, from a task that lives only while messages
+wait. An idle socket holds no task, no reader and no suspended ASGI coroutines.
+
+Polling sockets, sockets that negotiated permessage-deflate, and other WebSocket protocols keep Engine.IO's
 path unchanged (`DirectSocket.writer` stays None).
 """
 
@@ -27,11 +32,11 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from relay_log import get_logger
 from socketio import packet as sio_packet
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from relay_gateway import metrics
 from relay_gateway.deadlines import Deadlines
 from relay_gateway.tasks import TaskSet
+from relay_gateway.wsprotocol import RelayWebSocketProtocol
 
 log = get_logger(__name__)
 
@@ -80,10 +85,11 @@ HEARTBEAT: Deadlines[DirectSocket] = Deadlines(lambda socket: socket._heartbeat(
 
 
 class FrameWriter:
-    __slots__ = ("_pending", "limit", "overflowed", "sid", "transport")
+    __slots__ = ("_pending", "limit", "overflowed", "protocol", "sid", "transport")
 
-    def __init__(self, transport: asyncio.Transport, limit: int, sid: str) -> None:
-        self.transport = transport
+    def __init__(self, protocol: RelayWebSocketProtocol, limit: int, sid: str) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
         self.limit = limit
         self.sid = sid
         self._pending: list[bytes] | None = None
@@ -115,11 +121,11 @@ class FrameWriter:
 def frame_writer_for(ws: Any, limit: int, sid: str) -> FrameWriter | None:
     """A writer for an accepted ASGI WebSocket, or None where the fast path does not apply."""
     protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
-    if not isinstance(protocol, WebSocketsSansIOProtocol):
+    if not isinstance(protocol, RelayWebSocketProtocol):
         return None
     if protocol.conn.extensions:  # permessage-deflate: frames must be compressed per socket
         return None
-    return FrameWriter(protocol.transport, limit, sid)
+    return FrameWriter(protocol, limit, sid)
 
 
 class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
@@ -195,14 +201,40 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         writer.flush()  # the OPEN packet of a fresh WebSocket leaves now, not a loop pass later
         self.writer = writer
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
+        # the connection's reads come to `_received` from now on, and the ASGI call returns: an idle socket
+        # holds no task and no chain of suspended coroutines
+        writer.protocol.detach(self._received)
+
+    async def _received(self, data: str | bytes | None) -> None:
+        """The next message of a detached WebSocket, in order; None once the connection is gone."""
+        writer = self.writer
+        if writer is None:  # ended already
+            return
+        if data is None:
+            await self._ended(writer)
+            return
+        if len(data) > self.server.max_http_buffer_size:
+            await self._ended(writer)
+            writer.protocol.close_detached(1009)
+            return
         try:
-            await self._read_loop(ws)
-        finally:
-            HEARTBEAT.discard(self)
-            self.writer = None
-            writer.flush()
-            await ws.close()
-            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+            await self.receive(eio_packet.Packet(encoded_packet=data))
+        except eio_exceptions.UnknownPacketError:
+            pass
+        except eio_exceptions.SocketIsClosedError:
+            await self._ended(writer)
+            writer.protocol.close_detached()
+            return
+        except Exception:
+            self.server.logger.exception("Unknown receive error")
+        writer.flush()  # what handling the packet wrote (a connect's answers) leaves now
+
+    async def _ended(self, writer: FrameWriter) -> None:
+        """The WebSocket is gone or given up: no more direct writes, and Engine.IO hears of it."""
+        HEARTBEAT.discard(self)
+        self.writer = None
+        writer.flush()
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
     async def _upgrade_handshake(self, ws: Any) -> bool:
         """Engine.IO's probe/upgrade exchange (as in AsyncSocket._websocket_handler)."""
@@ -237,30 +269,6 @@ class DirectSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         if data and len(data) > self.server.max_http_buffer_size:
             raise ValueError("packet is too large")
         return data
-
-    async def _read_loop(self, ws: Any) -> None:
-        # no timeout per read (a timer per idle connection): the heartbeat ends a socket that stops answering
-        while True:
-            try:
-                data = await self._wait(ws)
-            except (asyncio.CancelledError, Exception):
-                return
-            if data is None:  # closed by the client
-                return
-            pkt: eio_packet.Packet | None = eio_packet.Packet(encoded_packet=data)
-            data = None
-            try:
-                await self.receive(pkt)
-            except eio_exceptions.UnknownPacketError:
-                pass
-            except eio_exceptions.SocketIsClosedError:
-                return
-            except Exception:
-                self.server.logger.exception("Unknown receive error")
-            pkt = None  # neither the last message nor its packet is held while the socket idles
-            writer = self.writer
-            if writer is not None:  # what handling the packet wrote (a connect's answers) leaves now
-                writer.flush()
 
 
 class SocketTable(dict[str, Any]):
