@@ -122,10 +122,14 @@ class EventDelivery:
                         log.error("delivery.undecodable", message_id=message.message_id)
                         envelope = None
                     if envelope is not None:
+                        # nothing queued behind this event: its frames leave as they are written (fanout.Flusher)
+                        FLUSHER.direct = _drained(messages)
                         try:
                             await self.deliver(envelope)
                         except Exception:
                             log.exception("delivery.failed", event_id=envelope.id, event_type=envelope.type)
+                        finally:
+                            FLUSHER.direct = False
                     drained = _drained(messages)
                     if drained:
                         # nothing more waiting: the frames of the events just handled leave now (one write per

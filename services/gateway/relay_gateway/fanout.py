@@ -60,11 +60,16 @@ def ws_frame(pkt: eio_packet.Packet) -> bytes:
 
 
 class Flusher:
-    """Writes every dirty writer's pending frames once per loop tick."""
+    """Writes every dirty writer's pending frames once per loop tick.
+
+    `direct` is on while an event is handled with nothing queued behind it (the delivery loop sets it): no
+    later frame could share a write with this one, so a writer with nothing pending writes it at once
+    instead of keeping it for the flush; one with frames pending still queues it behind them."""
 
     def __init__(self) -> None:
         self._dirty: list[FrameWriter] = []
         self._scheduled = False
+        self.direct = False
 
     def mark(self, writer: FrameWriter) -> None:
         self._dirty.append(writer)
@@ -96,18 +101,26 @@ class FrameWriter:
         self.overflowed = False
 
     def write(self, frame: bytes) -> None:
-        if self._pending is None:
+        pending = self._pending
+        if pending is not None:
+            pending.append(frame)
+        elif FLUSHER.direct:
+            self._send(frame)
+        else:
             self._pending = [frame]
             FLUSHER.mark(self)
-        else:
-            self._pending.append(frame)
 
     def flush(self) -> None:
         pending, self._pending = self._pending, None
-        if not pending or self.transport.is_closing():
+        if pending:
+            self._send(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def _send(self, data: bytes) -> None:
+        transport = self.transport
+        if transport.is_closing():
             return
-        self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-        buffered = self.transport.get_write_buffer_size()
+        transport.write(data)
+        buffered = transport.get_write_buffer_size()
         if buffered > self.limit and not self.overflowed:
             # a slow or stuck client: drop it rather than buffer without bound or slow the others
             self.overflowed = True
@@ -115,7 +128,7 @@ class FrameWriter:
             log.warning(
                 "socket.slow_consumer_disconnected", eio_sid=self.sid, buffered_bytes=buffered, limit=self.limit
             )
-            self.transport.abort()
+            transport.abort()
 
 
 def frame_writer_for(ws: Any, limit: int, sid: str) -> FrameWriter | None:
@@ -315,7 +328,8 @@ class FanoutEmit(socketio.AsyncManager):  # type: ignore[misc]
         eio_pkts = [
             eio_packet.Packet(eio_packet.MESSAGE, p) for p in (encoded if isinstance(encoded, list) else [encoded])
         ]
-        frames: list[bytes] | None = None
+        frames = [ws_frame(p) for p in eio_pkts]
+        single = frames[0] if len(frames) == 1 else None
         sockets = self.server.eio.sockets
         slow_path: list[str] = []
         for sid, eio_sid in self.get_participants(namespace, room):
@@ -325,11 +339,11 @@ class FanoutEmit(socketio.AsyncManager):  # type: ignore[misc]
             writer = getattr(socket, "writer", None)
             if writer is None or socket.closed:
                 slow_path.append(eio_sid)
-                continue
-            if frames is None:
-                frames = [ws_frame(p) for p in eio_pkts]
-            for frame in frames:
-                writer.write(frame)
+            elif single is not None:
+                writer.write(single)
+            else:
+                for frame in frames:
+                    writer.write(frame)
         for eio_sid in slow_path:
             for p in eio_pkts:
                 await self.server._send_eio_packet(eio_sid, p)
