@@ -113,6 +113,7 @@ class EventDelivery:
         # one message at a time, in queue order: per-conversation order is the broker's order. The queue is
         # this replica's own and dies with it, so acking in batches loses nothing a single ack would keep.
         acks = DeferredAcks(batch=ACK_BATCH, delay=ACK_DELAY_SECONDS)
+        drained = True  # nothing was waiting after the previous event
         try:
             async with self._queue.iterator() as messages:
                 async for message in messages:
@@ -122,8 +123,10 @@ class EventDelivery:
                         log.error("delivery.undecodable", message_id=message.message_id)
                         envelope = None
                     if envelope is not None:
-                        # nothing queued behind this event: its frames leave as they are written (fanout.Flusher)
-                        FLUSHER.direct = _drained(messages)
+                        # a trickle (the previous event found the queue empty after it, and nothing is queued
+                        # behind this one): no later event could share a write, so its frames leave as they are
+                        # written (fanout.Flusher). Under a stream they wait for the flush and share it.
+                        FLUSHER.direct = drained and _drained(messages)
                         try:
                             await self.deliver(envelope)
                         except Exception:
