@@ -15,7 +15,7 @@ over the step), p50/p99 end-to-end latency, and Relay/Node ratios. CPU per deliv
 measured in `--cpu-pairs` longer windows that alternate between the systems (room shape): one 5-second
 step varies by ~10 % from run to run on this shared 2-core box, so the ratio reported is the median of
 the pairs' ratios, with each pair's figures kept. Measured, not asserted: it writes
-bench/reports/fanout.json and appends a section to bench/reports/fanout.md. Loopback only, bounded.
+bench/reports/fanout.json (the newest figures of each shape) and appends a section to bench/reports/fanout.md. Loopback only, bounded.
 
     .venv/bin/python -m bench.fanout                 # everything (~6 min)
     .venv/bin/python -m bench.fanout --shapes room   # the comparison only
@@ -213,7 +213,16 @@ def ratios(report: dict[str, Any]) -> dict[str, Any]:
 
 def write_report(report: dict[str, Any]) -> None:
     REPORTS.mkdir(exist_ok=True)
-    (REPORTS / "fanout.json").write_text(json.dumps(report, indent=2) + "\n")
+    # the newest figures of every shape: a run of some shapes keeps the others' last figures (with their time)
+    path = REPORTS / "fanout.json"
+    latest = json.loads(path.read_text()) if path.exists() else {}
+    for shape in ("idle", "room", "rooms", "big-room"):
+        if shape in report:
+            latest[shape] = {**report[shape], "when": report["when"], "note": report["note"]}
+    if report.get("ratios"):
+        latest["ratios"] = {**report["ratios"], "when": report["when"]}
+    latest["when"], latest["note"] = report["when"], report["note"]
+    path.write_text(json.dumps(latest, indent=2) + "\n")
     lines = [f"\n## {report['when']} — Relay vs Node Socket.IO ({report['note']})\n"]
     r = report.get("ratios", {})
     if r:
