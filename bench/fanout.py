@@ -15,7 +15,8 @@ over the step), p50/p99 end-to-end latency, and Relay/Node ratios. CPU per deliv
 measured in `--cpu-pairs` longer windows that alternate between the systems (room shape): one 5-second
 step varies by ~10 % from run to run on this shared 2-core box, so the ratio reported is the median of
 the pairs' ratios, with each pair's figures kept. Measured, not asserted: it writes
-bench/reports/fanout.json (the newest figures of each shape) and appends a section to bench/reports/fanout.md. Loopback only, bounded.
+bench/reports/fanout.json (the newest figures of each shape) and appends a section to
+bench/reports/fanout.md. Loopback only, bounded.
 
     .venv/bin/python -m bench.fanout                 # everything (~6 min)
     .venv/bin/python -m bench.fanout --shapes room   # the comparison only
