@@ -29,6 +29,7 @@ class Server:
     sio: socketio.AsyncServer
     url: str
     disconnects: dict[str, str] = field(default_factory=dict)
+    uvicorn: uvicorn.Server | None = None
 
     def eio_socket(self, sid: str) -> DirectSocket:
         return self.sio.eio.sockets[self.sio.manager.eio_sid_from_sid(sid, "/")]
@@ -67,6 +68,7 @@ async def serving(
         log_level="warning",
     )
     uv = uvicorn.Server(config)
+    server.uvicorn = uv
     task = asyncio.create_task(uv.serve())
     await until(lambda: uv.started)
     try:
@@ -362,3 +364,19 @@ async def test_an_oversized_packet_ends_the_socket_and_closes_the_websocket() ->
         await bystander.send('421["echo",2]')
         assert await asyncio.wait_for(bystander.recv(), 5) == "431[2]"
         await bystander.close()
+
+
+async def test_a_server_shutting_down_closes_detached_connections_and_each_socket_hears_its_end() -> None:
+    async with serving() as server:
+        clients = [await raw_socketio(server.url) for _ in range(3)]
+        await until(lambda: len(server.sio.eio.sockets) == 3)
+        assert server.uvicorn is not None
+        server.uvicorn.should_exit = True
+        for ws in clients:
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(10):
+                    while True:
+                        await ws.recv()
+            assert ws.close_code == 1012  # "service restart": the client reconnects elsewhere
+        await until(lambda: len(server.disconnects) == 3)
+        assert set(server.disconnects.values()) == {server.sio.reason.TRANSPORT_CLOSE}
