@@ -380,3 +380,20 @@ async def test_a_server_shutting_down_closes_detached_connections_and_each_socke
             assert ws.close_code == 1012  # "service restart": the client reconnects elsewhere
         await until(lambda: len(server.disconnects) == 3)
         assert set(server.disconnects.values()) == {server.sio.reason.TRANSPORT_CLOSE}
+
+
+async def test_a_clients_binary_event_reaches_its_handler_through_the_detached_reads() -> None:
+    """A binary event is a text placeholder frame and a binary frame: both come in order to the socket."""
+    async with serving() as server:
+        got: list[bytes] = []
+
+        @server.sio.on("upload")
+        async def upload(sid: str, data: dict) -> int:
+            got.append(data["blob"])
+            return len(data["blob"])
+
+        c = await client(server.url, ["websocket"], [])
+        blob = bytes(range(256)) * 64
+        assert await c.call("upload", {"blob": blob}, timeout=5) == len(blob)
+        assert got == [blob]
+        await c.disconnect()
