@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import time
 import uuid
 from pathlib import Path
@@ -109,12 +110,6 @@ async def cpu_pairs(
             cpu[system.name] = r["cpu_us_per_delivery"]
         rounds.append(cpu)
     return rounds
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 async def ramp(
@@ -208,7 +203,7 @@ def ratios(report: dict[str, Any]) -> dict[str, Any]:
     pairs = room.get("cpu_pairs_16k")
     if pairs:
         out["cpu_per_delivery_at_16k_pairs"] = [round(p["relay"] / p["node"], 2) for p in pairs]
-        out["cpu_per_delivery_at_16k_median"] = round(median(out["cpu_per_delivery_at_16k_pairs"]), 2)
+        out["cpu_per_delivery_at_16k_median"] = round(statistics.median(out["cpu_per_delivery_at_16k_pairs"]), 2)
     return out
 
 
