@@ -10,12 +10,14 @@ from yarl import URL
 
 class LingeringProxy:
     """TCP proxy to the broker. `strand` cuts every client off while keeping its broker side open (read and
-    discarded); `release` closes those broker sides at last."""
+    discarded); `release` closes those broker sides at last; `freeze` lets the current connections carry
+    nothing more either way while both ends stay open (a hung node or a silent network)."""
 
     def __init__(self, upstream: URL) -> None:
         self._upstream = (upstream.host or "127.0.0.1", upstream.port or 5672)
         self._pairs: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
         self._stranded: list[asyncio.StreamWriter] = []
+        self._frozen: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -35,7 +37,7 @@ class LingeringProxy:
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
-                if writer in self._stranded or writer.is_closing():
+                if writer in self._stranded or writer in self._frozen or writer.is_closing():
                     continue  # a stranded broker side: whatever the client still sent goes nowhere
                 writer.write(data)
                 await writer.drain()
@@ -45,6 +47,10 @@ class LingeringProxy:
             self._stranded.append(broker_w)
             client_w.transport.abort()
         self._pairs.clear()
+
+    def freeze(self) -> None:
+        for client_w, broker_w in self._pairs:
+            self._frozen.update((client_w, broker_w))
 
     def release(self) -> None:
         for broker_w in self._stranded:

@@ -1,17 +1,16 @@
 """A gateway's event queue, acked in batches and, once drained, after a short delay (relay_gateway.event_acks),
-against the real RabbitMQ: the acks do leave, few of them, and a channel restored in between never gets the
-old channel's delivery tags. The connection is cut by a TCP proxy (amqp_proxy.py)."""
+against the real RabbitMQ: the acks do leave, few of them, and a connection restored in between never gets the
+old connection's delivery tags. The connection is cut by a TCP proxy (amqp_proxy.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
-import aiormq
 import pytest
 import socketio
 from prometheus_client import REGISTRY
 from relay_broker import Broker
+from relay_broker.queue_stream import Link
 from relay_contracts import Envelope
 from relay_contracts.envelope import Actor
 from relay_contracts.routing import event_key, interest_pattern
@@ -22,7 +21,7 @@ from structlog.testing import capture_logs
 from tests.integration.amqp_proxy import LingeringProxy
 from tests.waiting import until
 
-Ack = tuple[Any, int, bool]  # (the aiormq channel it went through, delivery tag, multiple)
+Ack = tuple[Link, int]  # (the connection it went through, delivery tag); every ack is a multiple one
 
 
 def event(n: int) -> Envelope:
@@ -31,15 +30,16 @@ def event(n: int) -> Envelope:
 
 @pytest.fixture
 def acks_sent(monkeypatch: pytest.MonkeyPatch) -> list[Ack]:
-    """Every basic.ack this process sends (recorded, then sent for real)."""
+    """Every basic.ack the event stream sends (recorded, then sent for real)."""
     sent: list[Ack] = []
-    real = aiormq.Channel.basic_ack
+    real = Link.ack
 
-    async def recording(self: aiormq.Channel, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
-        await real(self, delivery_tag, multiple=multiple, wait=wait)
-        sent.append((self, delivery_tag, multiple))
+    def recording(self: Link, delivery_tag: int) -> None:
+        real(self, delivery_tag)
+        if not self.is_closed:
+            sent.append((self, delivery_tag))
 
-    monkeypatch.setattr(aiormq.Channel, "basic_ack", recording)
+    monkeypatch.setattr(Link, "ack", recording)
     return sent
 
 
@@ -82,9 +82,8 @@ async def test_a_drained_queue_is_acked_after_a_short_delay_with_one_ack_for_man
     # 30 events through a prefetch of 8: the broker sends more only as acks come back
     await until(lambda: delivered == list(range(30)), what="every event, in order")
     await until(lambda: bool(acks_sent) and acks_sent[-1][1] == 30, what="the last event acked")
-    assert all(multiple for _, _, multiple in acks_sent)
-    assert len(acks_sent) < 30 / 2  # acks cover several events each
-    tags = [tag for _, tag, _ in acks_sent]
+    assert len(acks_sent) < 30 / 2  # acks cover several events each (basic.ack multiple)
+    tags = [tag for _, tag in acks_sent]
     assert tags == sorted(set(tags))  # each ack moves on: none repeats or goes back (that fails the channel)
 
 
@@ -103,29 +102,29 @@ async def test_a_channel_restored_before_its_deferred_ack_never_gets_the_old_tag
     acks_sent: list[Ack],
 ) -> None:
     delivery, delivered = gateway
-    assert delivery.queue is not None
+    assert delivery.queue_name is not None
     duplicates_before = duplicates_dropped()
     with capture_logs() as logs:
         await publish(broker, range(5))
         await until(lambda: delivered == list(range(5)), what="events before the cut")
         assert acks_sent == []  # tags 1..5 of the first channel wait for their ack
-        old_name = delivery.queue.name
+        old_name = delivery.queue_name
         proxy.strand()
-        await until(lambda: delivery.queue is not None and delivery.queue.name != old_name, 15, "the restore")
-        new_name = delivery.queue.name
+        await until(lambda: delivery.queue_name not in (None, old_name), 15, "the restore")
+        new_name = delivery.queue_name
         await until(lambda: delivery.alive, 15, "the consumer back")
         await delivery.restored()  # its bindings too: an event published before them would reach nobody
-        # the new channel numbers its deliveries 1, 2: an ack of tag 5 there would fail it (unknown tag)
+        # the new connection numbers its deliveries 1, 2: an ack of tag 5 there would fail it (unknown tag)
         await publish(broker, range(5, 7))
         await until(lambda: delivered == list(range(7)), what="events after the restore")
 
-        await until(lambda: bool(acks_sent), 2 * slow_acks, "the new channel's deferred ack")
-    assert [(tag, multiple) for _, tag, multiple in acks_sent] == [(2, True)]
-    assert not acks_sent[0][0].is_closed  # through the channel that delivered tags 1..2, still open
+        await until(lambda: bool(acks_sent), 2 * slow_acks, "the new connection's deferred ack")
+    assert [tag for _, tag in acks_sent] == [2]
+    assert not acks_sent[0][0].is_closed  # through the connection that delivered tags 1..2, still open
     dropped = [e for e in logs if e["event"] == "delivery.ack_dropped"]
-    assert len(dropped) == 1 and dropped[0]["reason"] in ("channel restored", "channel closed")
+    assert len(dropped) == 1 and dropped[0]["reason"] in ("connection restored", "connection closed")
     # no failed channel (it would come back under a fresh queue name), and events still flow, each once
     await publish(broker, range(7, 9))
-    await until(lambda: delivered == list(range(9)), what="events after the new channel's ack")
-    assert delivery.queue.name == new_name
+    await until(lambda: delivered == list(range(9)), what="events after the new connection's ack")
+    assert delivery.queue_name == new_name
     assert duplicates_dropped() == duplicates_before

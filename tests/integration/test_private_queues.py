@@ -110,8 +110,8 @@ async def test_private_queues_take_fresh_names_and_serve_on_after_a_reconnect(br
         assert await rpc.call(command("test.echo", conversationId=lane, text="before")) == {"echo": "before"}
         await broker.publish_event(event_key("acme", "conv", "c1", "message.created"), command("x", n="before"))
         await until(lambda: delivered == ["before"], what="event before the cut")
-        assert rpc._queue is not None and delivery.queue is not None
-        old_names = [rpc._queue.name, delivery.queue.name]
+        assert rpc._queue is not None and delivery.queue_name is not None
+        old_names = [rpc._queue.name, delivery.queue_name]
         assert old_names[1].startswith(f"{broker.topology.prefix}.gateway.gw-pq.")
 
         in_flight = asyncio.create_task(rpc.call(slow_command))
@@ -124,7 +124,9 @@ async def test_private_queues_take_fresh_names_and_serve_on_after_a_reconnect(br
             15,
             "rpc after the reconnect",
         ) == {"echo": "after"}
-        new_names = [rpc._queue.name, delivery.queue.name]
+        # the event queue is on a connection of its own (relay_broker.queue_stream), restored on its own
+        await until(lambda: delivery is not None and delivery.alive, 15, "the event stream back")
+        new_names = [rpc._queue.name, delivery.queue_name]
         assert all(new != old for new, old in zip(new_names, old_names, strict=True)), (old_names, new_names)
         assert all([await exists(broker, name) for name in old_names])
         slow_may_answer.set()  # its reply goes to the old reply queue: the caller times out, it does not hang

@@ -1,4 +1,4 @@
-"""The replica's event consumer: its own exclusive queue on relay.events, emitted to local sockets only."""
+"""The replica's event consumer: its own exclusive queue on relay.events and relay.emit, to local sockets."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import socketio
-from aio_pika.abc import AbstractQueue
 from pydantic import ValidationError
 from relay_broker import Broker
+from relay_broker.queue_stream import PrivateQueueStream
 from relay_contracts import Envelope
 from relay_log import bound_contextvars, get_logger
 
@@ -58,87 +58,93 @@ class EventDelivery:
         self._replica_id = replica_id
         self._table = table
         self._recent = RecentIds()
-        self._queue: AbstractQueue | None = None
+        self._stream: PrivateQueueStream | None = None
         self._task: asyncio.Task[None] | None = None
         self.interest = Interest(self._bind, self._unbind)
         # features that act on an event locally besides rendering it (e.g. move a new member's sockets into a room)
         self.listeners: list[Callable[[Envelope], Awaitable[None]]] = []
 
     async def start(self) -> None:
-        assert self._broker.channel is not None
-        # declared as `<base>.<token>`, a fresh token after every reconnect (relay_broker.private_queues);
-        # the bindings of Interest and EMIT_EVERYWHERE move with it
-        self._queue = await self._broker.channel.declare_queue(self.queue_base, exclusive=True, auto_delete=True)
-        emit = self._broker.exchanges[self._broker.topology.emit]
-        for pattern in EMIT_EVERYWHERE:
-            await self._queue.bind(emit, pattern)
-        self._task = asyncio.create_task(self._consume(), name="relay-event-delivery")
+        # a connection of its own (relay_broker.queue_stream): the queue is declared as `<base>.<token>`, a fresh
+        # token on every connection, with EMIT_EVERYWHERE and Interest's bindings
+        emit = self._broker.topology.emit
+        self._stream = PrivateQueueStream(
+            self._broker.url,
+            self.queue_base,
+            prefetch=self._broker.prefetch,
+            connection_name=f"{self.queue_base}.events",
+            bindings=[(emit, pattern) for pattern in EMIT_EVERYWHERE],
+        )
+        await self._stream.start()
+        self._task = asyncio.create_task(self._consume(self._stream), name="relay-event-delivery")
 
     @property
-    def queue(self) -> AbstractQueue | None:
-        return self._queue
+    def queue_name(self) -> str | None:
+        """The event queue's current name (a new one after every reconnect)."""
+        return self._stream.name if self._stream is not None else None
 
     @property
     def queue_base(self) -> str:
         """The replica's queue name without the token of its current connection (a stable metric label)."""
         return f"{self._broker.topology.prefix}.gateway.{self._replica_id}"
 
-    async def _bind(self, pattern: str) -> None:
-        assert self._queue is not None
-        # during a reconnect the queue is declared again under a new name: a bind before that would fail
-        await self._broker.restored(self._queue.channel)
-        await self._queue.bind(self._broker.exchanges[self._broker.topology.events], pattern)
+    def _targets(self, pattern: str) -> tuple[tuple[str, str], tuple[str, str]]:
         # relay.emit targets users and tenants with the same keys: the same interest covers both
-        await self._queue.bind(self._broker.exchanges[self._broker.topology.emit], pattern)
+        return (self._broker.topology.events, pattern), (self._broker.topology.emit, pattern)
+
+    async def _bind(self, pattern: str) -> None:
+        assert self._stream is not None
+        await self._stream.bind(*self._targets(pattern))
         metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()) + 1)
 
     async def _unbind(self, pattern: str) -> None:
-        assert self._queue is not None
-        await self._broker.restored(self._queue.channel)
-        await self._queue.unbind(self._broker.exchanges[self._broker.topology.events], pattern)
-        await self._queue.unbind(self._broker.exchanges[self._broker.topology.emit], pattern)
+        assert self._stream is not None
+        await self._stream.unbind(*self._targets(pattern))
         metrics.BINDINGS.labels(self._replica_id).set(len(self.interest.patterns()))
 
     async def restored(self) -> None:
         """Wait while a reconnect restores the event queue (its fresh name, bindings and consumer)."""
-        assert self._queue is not None
-        await self._broker.restored(self._queue.channel)
+        assert self._stream is not None
+        await self._stream.restored()
+
+    async def backlog(self) -> int | None:
+        """Events waiting in the queue (not yet sent to this replica), or None while it reconnects."""
+        return await self._stream.message_count() if self._stream is not None else None
 
     @property
     def alive(self) -> bool:
-        return self._task is not None and not self._task.done() and self._broker.is_connected
+        return self._task is not None and not self._task.done() and self._stream is not None and self._stream.ready
 
-    async def _consume(self) -> None:
-        assert self._queue is not None
+    async def _consume(self, stream: PrivateQueueStream) -> None:
         # one message at a time, in queue order: per-conversation order is the broker's order. The queue is
         # this replica's own and dies with it, so acking in batches loses nothing a single ack would keep.
         acks = DeferredAcks(batch=ACK_BATCH, delay=ACK_DELAY_SECONDS)
+        inbox = stream.inbox
         drained = True  # nothing was waiting after the previous event
         try:
-            async with self._queue.iterator() as messages:
-                async for message in messages:
+            async for link, tag, body in stream.deliveries():
+                try:
+                    envelope = Envelope.from_bytes(body)
+                except ValidationError:
+                    log.error("delivery.undecodable", size=len(body))
+                    envelope = None
+                if envelope is not None:
+                    # a trickle (the previous event found the queue empty after it, and nothing is queued
+                    # behind this one): no later event could share a write, so its frames leave as they are
+                    # written (fanout.Flusher). Under a stream they wait for the flush and share it.
+                    FLUSHER.direct = drained and not inbox
                     try:
-                        envelope = Envelope.from_bytes(message.body)
-                    except ValidationError:
-                        log.error("delivery.undecodable", message_id=message.message_id)
-                        envelope = None
-                    if envelope is not None:
-                        # a trickle (the previous event found the queue empty after it, and nothing is queued
-                        # behind this one): no later event could share a write, so its frames leave as they are
-                        # written (fanout.Flusher). Under a stream they wait for the flush and share it.
-                        FLUSHER.direct = drained and _drained(messages)
-                        try:
-                            await self.deliver(envelope)
-                        except Exception:
-                            log.exception("delivery.failed", event_id=envelope.id, event_type=envelope.type)
-                        finally:
-                            FLUSHER.direct = False
-                    drained = _drained(messages)
-                    if drained:
-                        # nothing more waiting: the frames of the events just handled leave now (one write per
-                        # socket), not on the loop's next pass
-                        FLUSHER.flush()
-                    await acks.handled(message, drained=drained)
+                        await self.deliver(envelope)
+                    except Exception:
+                        log.exception("delivery.failed", event_id=envelope.id, event_type=envelope.type)
+                    finally:
+                        FLUSHER.direct = False
+                drained = not inbox
+                if drained:
+                    # nothing more waiting: the frames of the events just handled leave now (one write per
+                    # socket), not on the loop's next pass
+                    FLUSHER.flush()
+                acks.handled(link, tag, drained=drained)
         finally:
             acks.close()
 
@@ -163,12 +169,8 @@ class EventDelivery:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-
-
-def _drained(messages: object) -> bool:
-    """No further message is waiting in the consumer's buffer (aio-pika keeps them in `_queue`)."""
-    waiting = getattr(messages, "_queue", None)
-    return waiting is None or waiting.empty()
+        if self._stream is not None:
+            await self._stream.close()
 
 
 def _epoch(iso_time: str) -> float:

@@ -155,13 +155,9 @@ class PresenceReporter:
         rooms = getattr(self.gw.sio.manager, "rooms", {})
         for namespace, by_room in rooms.items():
             metrics.ROOMS.labels(replica, namespace).set(sum(1 for r in by_room if r and SEP in r))
-        queue = self.gw.delivery.queue
-        if queue is not None:
-            try:
-                declared = await queue.declare()
-                CONSUMER_LAG.labels("gateway", self.gw.delivery.queue_base).set(declared.message_count or 0)
-            except Exception:
-                log.debug("presence.lag_sample_failed")
+        backlog = await self.gw.delivery.backlog()
+        if backlog is not None:
+            CONSUMER_LAG.labels("gateway", self.gw.delivery.queue_base).set(backlog)
 
 
 # for the mensajería feature: seed-003 `conversacionesActivas`
