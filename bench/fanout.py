@@ -36,7 +36,7 @@ from typing import Any
 from bench.procs import NodeClients, NodeReference, RelaySystem, System, cpu_seconds, rss_bytes
 
 REPORTS = Path(__file__).parent / "reports"
-STEPS = [4_000, 8_000, 16_000, 24_000, 32_000, 48_000, 64_000, 96_000, 128_000, 160_000, 200_000]
+STEPS = [4_000, 8_000, 16_000, 24_000, 32_000, 48_000, 64_000, 96_000, 128_000, 160_000, 200_000, 256_000, 320_000, 400_000]
 KEEPS_UP = 0.9  # a step is sustained when this share of the offered deliveries arrived within its window
 
 
