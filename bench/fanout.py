@@ -5,7 +5,9 @@ only) are the load for both; each system publishes through its own server-side A
 `Emitter` -> RabbitMQ `relay.emit` -> gateways; Node: `@socket.io/redis-emitter` -> Redis -> servers).
 
 Shapes:
-- `room`: N sockets in one room, rate steps until saturation, then half of each system's saturation;
+- `room`: N sockets in one room, rate steps until saturation, then half of each system's saturation; a step is
+  kept up with when 90 % of its deliveries arrived within it and its p99 stayed under 1 s (`sustained`), and a
+  system's saturation is the highest rate it kept up with;
 - `rooms`: 1,000 rooms x 2 sockets (events round robin over the rooms);
 - `big-room`: one room of 5,000 sockets;
 - `idle`: RSS per idle WebSocket (1,000 sockets on one server process).
@@ -36,8 +38,14 @@ from typing import Any
 from bench.procs import NodeClients, NodeReference, RelaySystem, System, cpu_seconds, rss_bytes
 
 REPORTS = Path(__file__).parent / "reports"
-STEPS = [4_000, 8_000, 16_000, 24_000, 32_000, 48_000, 64_000, 96_000, 128_000, 160_000, 200_000, 256_000, 320_000, 400_000]
+STEPS = [4_000, 8_000, 16_000, 24_000, 32_000, 48_000, 64_000, 96_000, 128_000, 160_000, 200_000]
+STEPS += [256_000, 320_000, 400_000]
 KEEPS_UP = 0.9  # a step is sustained when this share of the offered deliveries arrived within its window
+# ... and its p99 stayed under this: a backlog that grew for a second of a 5-second step was not kept up with. The
+# count alone does not show it: a client answers "mark" after the messages already waiting on its socket, so a
+# lagging client's count includes late arrivals (measured: 400k/s "delivered" with a p99 of 3.9 s, clients
+# and servers sharing 2 cores)
+MAX_P99_MS = 1000.0
 
 
 async def step(
@@ -83,6 +91,10 @@ async def step(
     }
     print(json.dumps(result), flush=True)
     return result
+
+
+def sustained(r: dict[str, Any], rate: float) -> bool:
+    return r["delivered_per_s"] >= KEEPS_UP * rate and (r["p99_ms"] or 0) < MAX_P99_MS and not r["disconnected"]
 
 
 async def settle(system: System, timeout: float = 120) -> float:
@@ -136,8 +148,9 @@ async def ramp(
                 if system.name in saturated:
                     continue
                 r = await step(system, loads[system.name], rate, seconds, rooms=rooms, per_event=per_event)
+                r["sustained"] = sustained(r, rate)
                 results[system.name].append(r)
-                if r["delivered_per_s"] < KEEPS_UP * rate or r["disconnected"]:
+                if not r["sustained"]:
                     saturated.add(system.name)
             if len(saturated) == len(systems):
                 break
@@ -148,7 +161,11 @@ async def ramp(
             "steps": results,
         }
         for system in systems:
-            best = max(results[system.name], key=lambda r: r["delivered_per_s"])
+            # the highest rate kept up with (the first step's, if none was)
+            best = max(
+                [r for r in results[system.name] if r["sustained"]] or results[system.name][:1],
+                key=lambda r: r["delivered_per_s"],
+            )
             summary[system.name] = {
                 "saturation_per_s": best["delivered_per_s"],
                 "broker_cpu_pct_at_saturation": best["broker_cpu_pct"],

@@ -1,13 +1,13 @@
 """A private queue consumed on a lean AMQP connection of its own: a gateway's event queue.
 
-Every event a gateway delivers comes through one exclusive queue, at up to hundreds of events a second per
+Every event a gateway delivers comes through one exclusive queue, at up to thousands of events a second per
 replica. Through aio-pika that receive path (aiormq's frame reader task, pamqp objects for each frame, the
 channel's queue, a task per message, an IncomingMessage) cost ~4 µs of CPU per delivery at 16k deliveries/s in
-a room of 200, about the whole difference to Node Socket.IO's CPU per delivery (bench/experiments/lean_amqp.py,
-bench/reports/fanout.md). Here the frames are parsed as they arrive (`FrameReader`): a Basic.Deliver, its header
-and body become one `(link, tag, body)` in the stream's inbox, with no task and no object per frame; acks are
-`basic.ack multiple` frames written directly. Everything else the process sends to RabbitMQ (commands, replies,
-RPC, roll call) stays on aio-pika (relay_broker.broker).
+a room of 200, about the whole difference to Node Socket.IO's CPU per delivery (bench/reports/fanout.md; the
+probe that measured it is in git history as bench/experiments/lean_amqp.py). Here the frames are parsed as they
+arrive (`FrameReader`): a Basic.Deliver, its header and body become one `(link, tag, body)` in the stream's
+inbox, with no task and no object per frame; acks are `basic.ack multiple` frames written directly. Everything
+else the process sends to RabbitMQ (commands, replies, RPC, roll call) stays on aio-pika (relay_broker.broker).
 
 What it keeps of aio-pika's robust, private queue (relay_broker.private_queues, failover):
 - the queue is exclusive and declared under a fresh name `<base>.<token>` on every connection, with every
