@@ -6,8 +6,8 @@ only) are the load for both; each system publishes through its own server-side A
 
 Shapes:
 - `room`: N sockets in one room, rate steps until saturation, then half of each system's saturation; a step is
-  kept up with when 90 % of its deliveries arrived within it and its p99 stayed under 1 s (`sustained`), and a
-  system's saturation is the highest rate it kept up with;
+  kept up with when 90 % of its deliveries were handled by the clients within it (`sustained`), and a system's
+  saturation is the highest rate it kept up with;
 - `rooms`: 1,000 rooms x 2 sockets (events round robin over the rooms);
 - `big-room`: one room of 5,000 sockets;
 - `idle`: RSS per idle WebSocket (1,000 sockets on one server process).
@@ -41,11 +41,6 @@ REPORTS = Path(__file__).parent / "reports"
 STEPS = [4_000, 8_000, 16_000, 24_000, 32_000, 48_000, 64_000, 96_000, 128_000, 160_000, 200_000]
 STEPS += [256_000, 320_000, 400_000]
 KEEPS_UP = 0.9  # a step is sustained when this share of the offered deliveries arrived within its window
-# ... and its p99 stayed under this: a backlog that grew for a second of a 5-second step was not kept up with. The
-# count alone does not show it: a client answers "mark" after the messages already waiting on its socket, so a
-# lagging client's count includes late arrivals (measured: 400k/s "delivered" with a p99 of 3.9 s, clients
-# and servers sharing 2 cores)
-MAX_P99_MS = 1000.0
 
 
 async def step(
@@ -54,7 +49,9 @@ async def step(
     """Offer `deliveries_per_s` for `seconds`; count what arrived in the window, then let the backlog drain."""
     events_per_s = deliveries_per_s / per_event
     expected = round(events_per_s * seconds) * per_event
-    await clients.command("reset")
+    # a delivery counts if a client handled it by the window's end (bench/node/clients.js): one handled later,
+    # after a lagging client caught up, does not (measured before this: 400k/s "delivered" with a p99 of 3.9 s)
+    await clients.command(f"reset {(time.time() + seconds) * 1000:.0f}")
     cpu_before = cpu_seconds(system.server_pids)
     broker_before = cpu_seconds(system.broker_pids)
     started = time.perf_counter()
@@ -94,7 +91,7 @@ async def step(
 
 
 def sustained(r: dict[str, Any], rate: float) -> bool:
-    return r["delivered_per_s"] >= KEEPS_UP * rate and (r["p99_ms"] or 0) < MAX_P99_MS and not r["disconnected"]
+    return r["delivered_per_s"] >= KEEPS_UP * rate and not r["disconnected"]
 
 
 async def settle(system: System, timeout: float = 120) -> float:

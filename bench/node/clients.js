@@ -1,6 +1,8 @@
 // Load clients: `count` socket.io-client sockets (WebSocket only), round robin over the URLs.
 // Config is one JSON argument: {urls, count, namespace, tokens?: [one per socket], roomList?: [one per socket], event}.
-// Commands on stdin: "reset" (zero the counters), "mark" (snapshot the count now), "report" (print JSON).
+// Commands on stdin: "reset [<window end, epoch ms>]" (zero the counters), "mark" (the count of messages handled
+// by the window's end: a client that lags behind its socket answers "mark" only after the messages already waiting,
+// so "received" at that moment would count late ones), "report" (print JSON).
 "use strict";
 const readline = require("readline");
 const { io } = require("socket.io-client");
@@ -12,6 +14,8 @@ const cfg = JSON.parse(arg.startsWith("{") ? arg : fs.readFileSync(arg, "utf8"))
 const now = () => performance.timeOrigin + performance.now();
 let received = 0;
 let marked = 0;
+let inWindow = 0;
+let windowEnd = Infinity;
 let latencies = [];
 
 function pct(sorted, q) {
@@ -32,7 +36,9 @@ async function connectAll() {
       const s = io(url, opts);
       s.on(cfg.event, (m) => {
         received++;
-        latencies.push(now() - m.t);
+        const at = now();
+        if (at <= windowEnd) inWindow++;
+        latencies.push(at - m.t);
       });
       wave.push(new Promise((resolve, reject) => {
         s.once("connect", resolve);
@@ -49,12 +55,13 @@ async function main() {
   const sockets = await connectAll();
   console.log(JSON.stringify({ ready: sockets.length }));
   for await (const line of readline.createInterface({ input: process.stdin })) {
-    const cmd = line.trim();
+    const [cmd, arg] = line.trim().split(/\s+/);
     if (cmd === "reset") {
-      received = 0; marked = 0; latencies = [];
+      received = 0; marked = 0; inWindow = 0; latencies = [];
+      windowEnd = arg ? Number(arg) : Infinity;
       console.log(JSON.stringify({ ok: true }));
     } else if (cmd === "mark") {
-      marked = received;
+      marked = windowEnd === Infinity ? received : inWindow;
       console.log(JSON.stringify({ marked }));
     } else if (cmd === "report") {
       const sorted = Float64Array.from(latencies).sort();
