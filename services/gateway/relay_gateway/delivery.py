@@ -32,6 +32,9 @@ EMIT_EVERYWHERE = ("*.all.#", "*.role.#", "*.room.#")
 ACK_BATCH = 64
 # how long a drained queue's ack waits for more events to share it (relay_gateway.event_acks)
 ACK_DELAY_SECONDS = 0.1
+# under a run of waiting events, their frames leave (and the loop gets a pass) at least this often: the events
+# share writes, and the first one's frames wait at most this long for the last one's
+FLUSH_AFTER_SECONDS = 0.005
 
 
 class RecentIds:
@@ -120,6 +123,8 @@ class EventDelivery:
         # this replica's own and dies with it, so acking in batches loses nothing a single ack would keep.
         acks = DeferredAcks(batch=ACK_BATCH, delay=ACK_DELAY_SECONDS)
         inbox = stream.inbox
+        loop = asyncio.get_running_loop()
+        flushed_at = loop.time()
         drained = True  # nothing was waiting after the previous event
         try:
             async for link, tag, body in stream.deliveries():
@@ -144,7 +149,15 @@ class EventDelivery:
                     # nothing more waiting: the frames of the events just handled leave now (one write per
                     # socket), not on the loop's next pass
                     FLUSHER.flush()
+                    flushed_at = loop.time()
                 acks.handled(link, tag, drained=drained)
+                if not drained and loop.time() - flushed_at >= FLUSH_AFTER_SECONDS:
+                    # a long run of waiting events (the stream hands them over without a pass of the loop in
+                    # between): what they wrote so far leaves now, and the loop gets its turn (socket reads,
+                    # pings, REST) before the rest
+                    FLUSHER.flush()
+                    await asyncio.sleep(0)
+                    flushed_at = loop.time()
         finally:
             acks.close()
 
