@@ -62,6 +62,24 @@ class PrivateRabbit:
             "RABBITMQ_CONFIG_FILE": f"{d}/rabbitmq",
         }
 
+    def tls(self, ca_pem: bytes, cert_chain_pem: bytes, key_pem: bytes) -> int:
+        """Add an amqps listener (a port of its own) serving this certificate; returns its port."""
+        self.tls_port = free_port()
+        for name, pem in (("ca.pem", ca_pem), ("server.pem", cert_chain_pem), ("server.key", key_pem)):
+            (self.dir / name).write_bytes(pem)
+            shutil.chown(self.dir / name, "rabbitmq", "rabbitmq")
+        lines = [
+            f"listeners.ssl.default = 127.0.0.1:{self.tls_port}",
+            f"ssl_options.cacertfile = {self.dir / 'ca.pem'}",
+            f"ssl_options.certfile = {self.dir / 'server.pem'}",
+            f"ssl_options.keyfile = {self.dir / 'server.key'}",
+            "ssl_options.verify = verify_none",
+            "ssl_options.fail_if_no_peer_cert = false",
+        ]
+        with open(self.dir / "rabbitmq.conf", "a") as conf:
+            conf.write("\n".join(lines) + "\n")
+        return self.tls_port
+
     def discover(self, peers: list[PrivateRabbit]) -> None:
         """Join the first of `peers` that runs when this node first boots (classic config peer
         discovery): no stop/join/start round trip afterwards."""
