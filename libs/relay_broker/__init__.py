@@ -1,4 +1,5 @@
-"""RabbitMQ for Relay over aio-pika: topology, confirmed publishing, consumers, request/reply."""
+"""RabbitMQ for Relay: topology, confirmed publishing, consumers, request/reply over aio-pika; a gateway's event
+queue on a lean connection of its own (queue_stream)."""
 
 from relay_broker.broker import Broker, Topology
 from relay_broker.commands import CommandHandler, serve_commands
