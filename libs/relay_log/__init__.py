@@ -12,7 +12,13 @@ import sys
 from typing import Any
 
 import structlog
-from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars, get_contextvars
+from structlog.contextvars import (
+    bind_contextvars,
+    bound_contextvars,
+    clear_contextvars,
+    get_contextvars,
+    reset_contextvars,
+)
 from ulid import ULID
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "get_contextvars",
     "get_logger",
     "new_correlation_id",
+    "reset_contextvars",
 ]
 
 

@@ -7,13 +7,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import socketio
 from pydantic import ValidationError
 from relay_broker import Broker
 from relay_broker.queue_stream import PrivateQueueStream
 from relay_contracts import Envelope
-from relay_log import bound_contextvars, get_logger
+from relay_log import bind_contextvars, get_logger, reset_contextvars
 
 from relay_gateway import metrics
 from relay_gateway.dialects import Table, render
@@ -61,6 +62,7 @@ class EventDelivery:
         self._replica_id = replica_id
         self._table = table
         self._recent = RecentIds()
+        self._events_out: dict[tuple[str, str], Any] = {}
         self._stream: PrivateQueueStream | None = None
         self._task: asyncio.Task[None] | None = None
         self.interest = Interest(self._bind, self._unbind)
@@ -165,7 +167,10 @@ class EventDelivery:
         if self._recent.seen(envelope.id):
             metrics.DUPLICATES_DROPPED.inc()
             return
-        with bound_contextvars(correlation_id=envelope.correlationId, tenant=envelope.tenant, event_id=envelope.id):
+        # the event's ids on every log line of its delivery (and of the listeners'); tokens, not structlog's
+        # `bound_contextvars`, which copies the whole context to restore it (~17 % of an event's Python here)
+        tokens = bind_contextvars(correlation_id=envelope.correlationId, tenant=envelope.tenant, event_id=envelope.id)
+        try:
             for d in render(self._table, envelope):
                 room = (
                     scoped(envelope.tenant, d.room)
@@ -173,11 +178,20 @@ class EventDelivery:
                     else [scoped(envelope.tenant, r) for r in d.room]
                 )
                 await self._sio.emit(d.event, d.payload, room=room, namespace=d.namespace, ignore_queue=True)
-                metrics.EVENTS_OUT.labels(d.namespace, d.event).inc()
+                self._counted(d.namespace, d.event).inc()
                 log.debug("delivery.emitted", wire_event=d.event, room=d.room)
             metrics.DELIVERY_SECONDS.observe(max(0.0, time.time() - _epoch(envelope.occurredAt)))
             for listener in self.listeners:
                 await listener(envelope)
+        finally:
+            reset_contextvars(**tokens)
+
+    def _counted(self, namespace: str, event: str) -> Any:
+        """EVENTS_OUT's child for this wire event, looked up once (the events of the dialect tables)."""
+        child = self._events_out.get((namespace, event))
+        if child is None:
+            child = self._events_out[(namespace, event)] = metrics.EVENTS_OUT.labels(namespace, event)
+        return child
 
     async def close(self) -> None:
         if self._task is not None:
@@ -187,4 +201,4 @@ class EventDelivery:
 
 
 def _epoch(iso_time: str) -> float:
-    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(iso_time).timestamp()  # Python 3.11 reads the "Z" suffix
