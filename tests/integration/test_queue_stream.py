@@ -105,6 +105,16 @@ async def test_a_silent_connection_is_replaced_after_missed_heartbeats_with_its_
     await until(lambda: consumer.numbers == list(range(6)), what="events on the new connection, each once")
 
 
+async def test_an_idle_stream_keeps_its_connection_by_sending_heartbeats(broker: Broker, open_stream):
+    # RabbitMQ closes a connection it has heard nothing from for two heartbeat intervals (here 1 s)
+    consumer = await open_stream(AMQP_URL + "?heartbeat=1", (broker.topology.events, "acme.conv.c1.#"))
+    link = consumer.stream._link
+    await asyncio.sleep(4)  # idle: no event, no ack, no bind
+    assert consumer.stream.ready and consumer.stream._link is link and not link.is_closed
+    await publish(broker, "acme.conv.c1.message.created", range(1))
+    await until(lambda: consumer.numbers == [0], what="an event on the same connection")
+
+
 async def test_a_consumer_the_broker_cancels_comes_back_under_a_fresh_name(broker: Broker, open_stream):
     consumer = await open_stream(AMQP_URL + "?reconnect_interval=0.2", (broker.topology.events, "acme.conv.c1.#"))
     old_name = consumer.stream.name
