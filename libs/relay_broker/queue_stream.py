@@ -370,10 +370,6 @@ class PrivateQueueStream:
         """Connected, with the queue declared, bound and consumed."""
         return self._ready.is_set()
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     async def start(self) -> None:
         """Connect (trying each node once) and start consuming; raises if no node could be reached."""
         for left in range(len(self._urls) - 1, -1, -1):

@@ -147,19 +147,16 @@ class EventDelivery:
                     finally:
                         FLUSHER.direct = False
                 drained = not inbox
-                if drained:
-                    # nothing more waiting: the frames of the events just handled leave now (one write per
-                    # socket), not on the loop's next pass
+                # a long run of waiting events (the stream hands them over without a pass of the loop in between)
+                long_run = not drained and loop.time() - flushed_at >= FLUSH_AFTER_SECONDS
+                if drained or long_run:
+                    # the frames of the events handled so far leave now (one write per socket), not on the loop's
+                    # next pass or after the rest of the run
                     FLUSHER.flush()
                     flushed_at = loop.time()
                 acks.handled(link, tag, drained=drained)
-                if not drained and loop.time() - flushed_at >= FLUSH_AFTER_SECONDS:
-                    # a long run of waiting events (the stream hands them over without a pass of the loop in
-                    # between): what they wrote so far leaves now, and the loop gets its turn (socket reads,
-                    # pings, REST) before the rest
-                    FLUSHER.flush()
-                    await asyncio.sleep(0)
-                    flushed_at = loop.time()
+                if long_run:
+                    await asyncio.sleep(0)  # the loop's turn (socket reads, pings, REST) before the rest
         finally:
             acks.close()
 
