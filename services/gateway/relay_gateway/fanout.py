@@ -22,6 +22,7 @@ path unchanged (`DirectSocket.writer` stays None).
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 import time
 from typing import Any
@@ -41,6 +42,8 @@ from relay_gateway.wsprotocol import RelayWebSocketProtocol
 log = get_logger(__name__)
 
 TEXT, BINARY = 0x1, 0x2
+# python-socketio's packet JSON (`json.dumps(data, separators=(",", ":"))`) with one encoder for every call
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
 _BACKGROUND = TaskSet()  # pings to polling sockets, heartbeat closes: kept until done
 
 
@@ -324,7 +327,9 @@ class FanoutEmit(socketio.AsyncManager):  # type: ignore[misc]
         else:
             data = []
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *data]).encode()
+        encoded = self._event_text(namespace, [event, *data])
+        if encoded is None:
+            encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *data]).encode()
         eio_pkts = [
             eio_packet.Packet(eio_packet.MESSAGE, p) for p in (encoded if isinstance(encoded, list) else [encoded])
         ]
@@ -347,3 +352,18 @@ class FanoutEmit(socketio.AsyncManager):  # type: ignore[misc]
         for eio_sid in slow_path:
             for p in eio_pkts:
                 await self.server._send_eio_packet(eio_sid, p)
+
+    def _event_text(self, namespace: str, data: list[Any]) -> str | None:
+        """The EVENT packet python-socketio's `Packet(EVENT, ...).encode()` makes, in one pass of the C encoder;
+        None for data JSON cannot carry as it is (bytes: a BINARY_EVENT with attachments) or another packet class.
+
+        Packet's constructor walks the data for bytes in Python, then `json.dumps` with `separators` builds a new
+        encoder per call (~7.5 µs an event, against ~1.5): at one socket per event that was the largest piece of an
+        event's Python after the write (bench/reports/fanout.md, stop 21)."""
+        if self.server.packet_class is not sio_packet.Packet or sio_packet.Packet.json.dumps is not json.dumps:
+            return None
+        try:
+            text = _COMPACT_JSON(data)
+        except TypeError:
+            return None
+        return f"{sio_packet.EVENT}{text}" if namespace == "/" else f"{sio_packet.EVENT}{namespace},{text}"

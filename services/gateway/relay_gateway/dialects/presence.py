@@ -72,17 +72,19 @@ def user_presence_payload(data: dict[str, Any]) -> dict[str, Any]:
     return {"userId": data["userId"], "status": data["status"], "timestamp": data["timestamp"]}
 
 
+# the wire room of each emit scope, from its target
+_EMIT_ROOMS: dict[str, Callable[[str], str]] = {
+    "user": user_room,
+    "role": role_room,
+    "room": lambda target: target,
+    "tenant": lambda _: tenant_room(),
+    "all": lambda _: EVERYONE,
+}
+
+
 def _emit(env: Envelope) -> Iterator[Delivery]:
     cmd = p.Emit.model_validate(env.data)
-    rooms: dict[str, Callable[[], str]] = {
-        "user": lambda: user_room(cmd.target),
-        "role": lambda: role_room(cmd.target),
-        "room": lambda: cmd.target,
-        "tenant": tenant_room,
-        "all": lambda: EVERYONE,
-    }
-    room = rooms[cmd.scope]()
-    yield Delivery(cmd.namespace, room, cmd.event, cmd.payload)
+    yield Delivery(cmd.namespace, _EMIT_ROOMS[cmd.scope](cmd.target), cmd.event, cmd.payload)
 
 
 TABLE: Table = {
