@@ -52,3 +52,11 @@ def test_bytes_or_values_json_cannot_carry_are_left_to_python_socketio(data: lis
 
 def test_another_packet_class_keeps_its_own_encoding() -> None:
     assert manager(OtherPacket)._event_text("/", ["bench", {"n": 1}]) is None
+
+
+def test_circular_data_is_left_to_python_socketio() -> None:
+    loop: list[Any] = ["again"]
+    loop.append(loop)
+    assert manager()._event_text("/", ["echo", loop]) is None
+    with pytest.raises((ValueError, RecursionError)):  # as it did before the fast text
+        sio_packet.Packet(sio_packet.EVENT, namespace="/", data=["echo", loop]).encode()

@@ -63,6 +63,9 @@ class EventDelivery:
         self._table = table
         self._recent = RecentIds()
         self._events_out: dict[tuple[str, str], Any] = {}
+        # bound once (logging is configured by now): a call through the module's lazy proxy resolves the logger on
+        # every call, ~1 µs a delivery even when debug lines are filtered out
+        self._log = log.bind()
         self._stream: PrivateQueueStream | None = None
         self._task: asyncio.Task[None] | None = None
         self.interest = Interest(self._bind, self._unbind)
@@ -176,7 +179,7 @@ class EventDelivery:
                 )
                 await self._sio.emit(d.event, d.payload, room=room, namespace=d.namespace, ignore_queue=True)
                 self._counted(d.namespace, d.event).inc()
-                log.debug("delivery.emitted", wire_event=d.event, room=d.room)
+                self._log.debug("delivery.emitted", wire_event=d.event, room=d.room)
             metrics.DELIVERY_SECONDS.observe(max(0.0, time.time() - _epoch(envelope.occurredAt)))
             for listener in self.listeners:
                 await listener(envelope)

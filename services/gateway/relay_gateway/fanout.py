@@ -42,8 +42,17 @@ from relay_gateway.wsprotocol import RelayWebSocketProtocol
 log = get_logger(__name__)
 
 TEXT, BINARY = 0x1, 0x2
-# python-socketio's packet JSON (`json.dumps(data, separators=(",", ":"))`) with one encoder for every call
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
+# python-socketio's packet JSON (`json.dumps(data, separators=(",", ":"))`, the same defaults) from one C encoder
+# made once: `json.dumps` makes a JSONEncoder and a C encoder on every call. Without the circular check (a markers
+# dict would outlive an error midway): circular data ends in RecursionError, and python-socketio's packet takes it
+_C_ENCODER = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+)
+
+
+def _compact_json(data: Any) -> str:
+    return "".join(_C_ENCODER(data, 0))
+
 _BACKGROUND = TaskSet()  # pings to polling sockets, heartbeat closes: kept until done
 
 
@@ -358,12 +367,12 @@ class FanoutEmit(socketio.AsyncManager):  # type: ignore[misc]
         None for data JSON cannot carry as it is (bytes: a BINARY_EVENT with attachments) or another packet class.
 
         Packet's constructor walks the data for bytes in Python, then `json.dumps` with `separators` builds a new
-        encoder per call (~7.5 µs an event, against ~1.5): at one socket per event that was the largest piece of an
+        encoder per call (~7 µs an event, against ~2): at one socket per event that was the largest piece of an
         event's Python after the write (bench/reports/fanout.md, stop 21)."""
         if self.server.packet_class is not sio_packet.Packet or sio_packet.Packet.json.dumps is not json.dumps:
             return None
         try:
-            text = _COMPACT_JSON(data)
-        except TypeError:
+            text = _compact_json(data)
+        except (TypeError, ValueError, RecursionError):
             return None
         return f"{sio_packet.EVENT}{text}" if namespace == "/" else f"{sio_packet.EVENT}{namespace},{text}"
