@@ -24,6 +24,7 @@ What it keeps of aio-pika's robust, private queue (relay_broker.private_queues, 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ssl
 import struct
@@ -320,10 +321,16 @@ class Link(asyncio.Protocol):
 
 
 def ssl_context(url: URL) -> ssl.SSLContext | None:
-    """For amqps://: aio-pika's (aiormq's) query parameters cafile, capath, certfile, keyfile, no_verify_ssl."""
+    """For amqps://: aio-pika's (aiormq's) query parameters cafile, capath, cadata (base64 of DER certificates),
+    certfile, keyfile, no_verify_ssl."""
     if url.scheme != "amqps":
         return None
-    context = ssl.create_default_context(cafile=url.query.get("cafile"), capath=url.query.get("capath"))
+    cadata = url.query.get("cadata")
+    context = ssl.create_default_context(
+        cafile=url.query.get("cafile"),
+        capath=url.query.get("capath"),
+        cadata=base64.b64decode(cadata) if cadata else None,
+    )
     if url.query.get("certfile"):
         context.load_cert_chain(url.query["certfile"], url.query.get("keyfile"))
     if url.query.get("no_verify_ssl", "0") != "0":
@@ -376,7 +383,7 @@ class PrivateQueueStream:
             try:
                 link = await self._open()
                 break
-            except (OSError, Closed, TimeoutError) as exc:
+            except OSError as exc:  # Closed and TimeoutError are OSErrors too
                 if not left:
                     raise
                 log.warning("broker.stream_connect_failed", base=self.base, error=str(exc))
@@ -423,7 +430,7 @@ class PrivateQueueStream:
                 try:
                     link = await self._open()
                     break
-                except (OSError, Closed, TimeoutError) as exc:
+                except OSError as exc:  # Closed and TimeoutError are OSErrors too
                     log.warning("broker.stream_reconnect_failed", base=self.base, error=str(exc) or type(exc).__name__)
 
     def _link_ended(self, link: Link) -> None:

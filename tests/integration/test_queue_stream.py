@@ -5,11 +5,15 @@ connection ends — a silent network (heartbeats), the broker cancelling the con
 from __future__ import annotations
 
 import asyncio
+import base64
+import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+import trustme
 from relay_broker import Broker
 from relay_broker.queue_stream import Closed, PrivateQueueStream, ssl_context
 from relay_contracts import Envelope
@@ -151,3 +155,13 @@ def test_amqps_urls_get_a_tls_context_with_aio_pikas_query_options() -> None:
     assert verified is not None and verified.check_hostname
     unverified = ssl_context(URL("amqps://h/?no_verify_ssl=1"))
     assert unverified is not None and not unverified.check_hostname
+
+
+def test_a_ca_given_inline_as_cadata_is_trusted() -> None:
+    """aio-pika's `cadata`: base64 of the CA's DER certificate, in the URL (no file to mount)."""
+    ca = trustme.CA()
+    der = ssl.PEM_cert_to_DER_cert(ca.cert_pem.bytes().decode())
+    query = urlencode({"cadata": base64.b64encode(der).decode()})
+    context = ssl_context(URL(f"amqps://h/?{query}"))
+    assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
+    assert der in context.get_ca_certs(binary_form=True)
