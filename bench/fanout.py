@@ -20,8 +20,8 @@ the pairs' ratios, with each pair's figures kept. Measured, not asserted: it wri
 bench/reports/fanout.json (the newest figures of each shape) and appends a section to
 bench/reports/fanout.md. Loopback only, bounded.
 
-    .venv/bin/python -m bench.fanout                 # everything (~6 min)
-    .venv/bin/python -m bench.fanout --shapes room   # the comparison only
+    .venv/bin/python -m bench.fanout                 # everything (~13 min on this box)
+    .venv/bin/python -m bench.fanout --shapes room   # the comparison only (~7 min)
 """
 
 from __future__ import annotations
