@@ -330,15 +330,15 @@ class FanoutEmit(socketio.AsyncManager):  # type: ignore[misc]
             await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs)
             return
         if isinstance(data, tuple):
-            data = list(data)
+            args = [event, *data]
         elif data is not None:
-            data = [data]
+            args = [event, data]
         else:
-            data = []
+            args = [event]
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        encoded = self._event_text(namespace, [event, *data])
+        encoded = self._event_text(namespace, args)
         if encoded is None:
-            encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *data]).encode()
+            encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=args).encode()
         eio_pkts = [
             eio_packet.Packet(eio_packet.MESSAGE, p) for p in (encoded if isinstance(encoded, list) else [encoded])
         ]
