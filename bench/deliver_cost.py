@@ -16,11 +16,11 @@ import asyncio
 import json
 import time
 from types import SimpleNamespace
-from typing import Any
 
 import socketio
 import uvloop
 from relay_contracts import Envelope
+from relay_contracts import presence as p
 from relay_log import configure_logging
 
 
@@ -63,22 +63,9 @@ async def measure(sockets: int, rooms: int, events: int, repeats: int) -> float:
 
 
 def body(n: int, rooms: int) -> bytes:
-    envelope: dict[str, Any] = {
-        "id": f"bench-{n}",
-        "type": "relay.emit",
-        "version": 1,
-        "tenant": "bench",
-        "occurredAt": "2026-12-01T01:00:00.123Z",
-        "correlationId": "bench-deliver-cost",
-        "data": {
-            "scope": "user",
-            "target": f"room-{n % rooms}",
-            "event": "bench",
-            "payload": {"t": 1764550000123.456, "n": n},
-            "namespace": "/",
-        },
-    }
-    return json.dumps(envelope).encode()
+    """A relay.emit as the SDK's Emitter builds it (relay_sdk.emit), to user `room-<n % rooms>`."""
+    emit = p.Emit(scope="user", target=f"room-{n % rooms}", event="bench", payload={"t": time.time() * 1000, "n": n})
+    return Envelope(type=p.EMIT, tenant="bench", correlationId="bench-deliver-cost", data=emit.model_dump()).to_bytes()
 
 
 def main() -> None:
