@@ -59,6 +59,14 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def sent_by(answer: str) -> int:
+    """The events a publisher sent, from its answer "done <sent>" (bench/node/paced.js)."""
+    word, _, sent = answer.partition(" ")
+    if word != "done" or not sent.isdigit():
+        raise RuntimeError(f"publisher answered {answer!r}")
+    return int(sent)
+
+
 class LineProcess:
     """A child speaking one line of text per request and per answer."""
 
@@ -131,7 +139,9 @@ class System(Protocol):
     broker_pids: list[int]  # the shared broker between publisher and servers (not counted in CPU per delivery)
 
     def client_config(self, sockets: int, rooms: int) -> dict[str, Any]: ...
-    async def publish(self, events_per_s: float, seconds: float, rooms: int) -> None: ...
+    async def publish(self, events_per_s: float, seconds: float, rooms: int) -> int:
+        """Offer `events_per_s` for `seconds`; returns the events published."""
+        ...
     async def stop(self) -> None: ...
 
 
@@ -164,8 +174,8 @@ class NodeReference:
             config["roomList"] = [str((j // 2) % rooms) for j in range(sockets)]
         return config
 
-    async def publish(self, events_per_s: float, seconds: float, rooms: int) -> None:
-        await self.publisher.ask(f"{events_per_s} {seconds} {rooms}")
+    async def publish(self, events_per_s: float, seconds: float, rooms: int) -> int:
+        return sent_by(await self.publisher.ask(f"{events_per_s} {seconds} {rooms}"))
 
     async def stop(self) -> None:
         for child in [*self.servers, self.publisher]:
@@ -214,10 +224,9 @@ class RelaySystem:
         tokens = [mint_token(DEV_JWT_SECRET, user_id=u, roles=["agent"], tenant=self.tenant) for u in users]
         return {"urls": self.stack.gateway_urls, "count": sockets, "tokens": tokens, "event": "bench"}
 
-    async def publish(self, events_per_s: float, seconds: float, rooms: int) -> None:
+    async def publish(self, events_per_s: float, seconds: float, rooms: int) -> int:
         if self.publisher is not None:
-            await self.publisher.ask(f"{events_per_s} {seconds} {rooms}")
-            return
+            return sent_by(await self.publisher.ask(f"{events_per_s} {seconds} {rooms}"))
         total = round(events_per_s * seconds)
         started = time.perf_counter()
         pending: set[asyncio.Task[str]] = set()
@@ -234,6 +243,7 @@ class RelaySystem:
             if delay > 0.001:
                 await asyncio.sleep(delay)
         await asyncio.gather(*pending)
+        return total
 
     async def stop(self) -> None:
         if self.publisher is not None:
